@@ -1,0 +1,69 @@
+"""Validation of the workflow config against its JSON schema, with errors that name the
+key, the value and what is allowed, and the schema's defaults filled in."""
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """The config has a value that dds cannot run with."""
+
+
+def _with_defaults(validator_class):
+    """A validator that fills each property's `default` before checking (the jsonschema FAQ recipe)."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                if "default" in sub:
+                    instance.setdefault(name, sub["default"])
+        yield from check_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key(path) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _allowed(error) -> str:
+    sub = error.schema
+    if "enum" in sub:
+        return "allowed: " + ", ".join(map(repr, sub["enum"]))
+    return sub.get("description", "")
+
+
+def validate(config: dict, schema_path) -> dict:
+    """Check `config` against the schema, fill defaults in place, and return it.
+
+    Raises ConfigError listing every problem as `key: message (what is allowed)`.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = []
+        for err in errors:
+            hint = _allowed(err)
+            lines.append(f"  config key '{_key(err.absolute_path)}': {err.message}" + (f" ({hint})" if hint else ""))
+        raise ConfigError("invalid config:\n" + "\n".join(lines))
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: dict) -> None:
+    """Rules the schema cannot express."""
+    for name, attack in config["attacks"].items():
+        if ("step_size" in attack) == ("step_size_factor" in attack):
+            raise ConfigError(
+                f"config key 'attacks.{name}': give exactly one of 'step_size' (absolute, e.g. 0.00784 = 2/255) "
+                "or 'step_size_factor' (step = factor * epsilon / steps)"
+            )

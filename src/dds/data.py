@@ -1,0 +1,82 @@
+"""Datasets and the seeded, stratified split into a training part and an evaluation sample."""
+
+import hashlib
+from collections import Counter
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+
+from .io import ImageSet
+from .seeding import derive_seed
+
+
+def load_digits(image_size: int) -> ImageSet:
+    """scikit-learn's handwritten digits (1797 real 8x8 images, 10 classes), scaled to
+    [0,1] and resized bilinearly to image_size x image_size, one channel."""
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    digits = sk_load_digits()
+    x = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)
+    if image_size != x.shape[-1]:
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    return ImageSet(
+        idx=torch.arange(len(x), dtype=torch.int64),
+        labels=torch.from_numpy(digits.target.astype(np.int64)),
+        images=x.clamp(0, 1).contiguous(),
+    )
+
+
+DATASETS = {"digits": load_digits}
+
+
+def load_dataset(name: str, image_size: int) -> ImageSet:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name](image_size)
+
+
+def split(data: ImageSet, eval_size: int, seed: int) -> tuple[ImageSet, ImageSet]:
+    """Stratified split into (train, eval); eval holds eval_size images, both sorted by idx."""
+    n_classes = len(torch.unique(data.labels))
+    if not n_classes <= eval_size <= len(data) - n_classes:
+        raise ValueError(
+            f"dataset.eval_size={eval_size} must lie between {n_classes} and {len(data) - n_classes} "
+            f"(the dataset has {len(data)} images in {n_classes} classes)"
+        )
+    train_pos, eval_pos = train_test_split(
+        np.arange(len(data)),
+        test_size=eval_size,
+        stratify=data.labels.numpy(),
+        random_state=derive_seed(seed, "sample") % 2**32,
+    )
+
+    def take(pos):
+        pos = torch.from_numpy(np.sort(pos))
+        return ImageSet(data.idx[pos], data.labels[pos], data.images[pos].contiguous())
+
+    return take(train_pos), take(eval_pos)
+
+
+def fingerprint(data: ImageSet) -> str:
+    """sha256 of the indices, labels and exact float32 image bytes."""
+    digest = hashlib.sha256()
+    for t in (data.idx, data.labels, data.images):
+        digest.update(t.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def manifest(train: ImageSet, evaluation: ImageSet, name: str, image_size: int, seed: int) -> dict:
+    def describe(part):
+        counts = Counter(part.labels.tolist())
+        return {"count": len(part), "per_class": {str(k): counts[k] for k in sorted(counts)}, "sha256": fingerprint(part)}
+
+    return {
+        "dataset": name,
+        "image_size": image_size,
+        "shape": list(train.images.shape[1:]),
+        "seed": seed,
+        "train": describe(train),
+        "eval": describe(evaluation),
+    }

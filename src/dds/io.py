@@ -1,0 +1,174 @@
+"""File formats of dds, every write atomic (temporary name in the same directory, then
+rename), every read checked.
+
+Images travel as Parquet shards: one row per image with `idx`, `label`, the image as raw
+little-endian float32 bytes (exact, never re-quantised), and the image shape [C, H, W] in
+the file's metadata. Weights and tensors are safetensors; small records are JSON.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+SHAPE_KEY = b"dds.image_shape"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class DataFileError(ValueError):
+    """A file that dds cannot use: missing, corrupt, or with the wrong content."""
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; outputs get the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(text: str, path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(obj, path) -> None:
+    write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", path)
+
+
+def read_json(path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: file not found") from None
+    except json.JSONDecodeError as err:
+        raise DataFileError(f"{path}: not valid JSON ({err}); delete it and rerun the rule that makes it") from None
+
+
+def write_table(df: pd.DataFrame, path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def read_table(path, columns=None) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: file not found") from None
+    except (pa.ArrowException, OSError) as err:
+        raise DataFileError(
+            f"{path}: not a readable Parquet file ({err}); delete it and rerun the rule that makes it"
+        ) from None
+
+
+def save_tensors(tensors: dict, path, metadata: dict | None = None) -> None:
+    """Save tensors as safetensors; metadata values must be strings."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def load_tensors(path) -> tuple[dict, dict]:
+    """Load a safetensors file: (tensors, metadata). No pickle is involved."""
+    path = Path(path)
+    if not path.exists():
+        raise DataFileError(f"{path}: file not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        return load_file(str(path)), metadata
+    except (SafetensorError, OSError, ValueError) as err:
+        raise DataFileError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+@dataclass
+class ImageSet:
+    """A set of images in [0,1] with their dataset indices and labels."""
+
+    idx: torch.Tensor  # int64 [N]
+    labels: torch.Tensor  # int64 [N]
+    images: torch.Tensor  # float32 [N, C, H, W]
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def subset(self, start: int, stop: int) -> "ImageSet":
+        return ImageSet(self.idx[start:stop], self.labels[start:stop], self.images[start:stop])
+
+
+def write_images(path, images: ImageSet, extra: dict | None = None) -> None:
+    """Write an image shard; `extra` adds per-image columns (e.g. perturbation norms)."""
+    x = images.images.detach().cpu().to(torch.float32).contiguous()
+    if x.ndim != 4:
+        raise ValueError(f"images must be [N, C, H, W], got shape {tuple(x.shape)}")
+    flat = x.numpy().astype("<f4", copy=False).reshape(len(x), -1)
+    columns = {
+        "idx": pa.array(images.idx.cpu().numpy().astype(np.int64)),
+        "label": pa.array(images.labels.cpu().numpy().astype(np.int64)),
+        "image": pa.array([row.tobytes() for row in flat], type=pa.binary()),
+    }
+    for name, values in (extra or {}).items():
+        columns[name] = pa.array(np.asarray(values))
+    table = pa.table(columns).replace_schema_metadata({SHAPE_KEY: json.dumps(list(x.shape[1:])).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_images(path) -> ImageSet:
+    """Read an image shard, checking shape, finiteness and range."""
+    try:
+        table = pq.read_table(path, columns=["idx", "label", "image"])
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: file not found") from None
+    except (pa.ArrowException, OSError) as err:
+        raise DataFileError(
+            f"{path}: not a readable Parquet image shard ({err}); delete it and rerun the rule that makes it"
+        ) from None
+    meta = table.schema.metadata or {}
+    if SHAPE_KEY not in meta:
+        raise DataFileError(f"{path}: no image shape in the file metadata; it was not written by dds.io.write_images")
+    shape = json.loads(meta[SHAPE_KEY])
+    blobs = table.column("image").to_pylist()
+    size = int(np.prod(shape)) * 4
+    bad = [i for i, b in enumerate(blobs) if len(b) != size]
+    if bad:
+        raise DataFileError(f"{path}: row {bad[0]} holds {len(blobs[bad[0]])} bytes, expected {size} for shape {shape}")
+    array = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), *shape)
+    images = torch.from_numpy(array.copy())
+    if not torch.isfinite(images).all():
+        raise DataFileError(f"{path}: images contain NaN or Inf")
+    if len(images) and (images.min() < 0 or images.max() > 1):
+        raise DataFileError(f"{path}: image values outside [0, 1] (min {images.min():.4g}, max {images.max():.4g})")
+    return ImageSet(
+        idx=torch.from_numpy(table.column("idx").to_numpy().astype(np.int64)),
+        labels=torch.from_numpy(table.column("label").to_numpy().astype(np.int64)),
+        images=images,
+    )
+
+
+def sha256_file(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

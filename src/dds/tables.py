@@ -1,0 +1,218 @@
+"""Accuracy tables of the Safeguarding Attention experiments, their LaTeX form, and the
+time and memory each pipeline stage used (from Snakemake benchmark files)."""
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dds.io import DataFileError, read_table
+
+ACCURACY_COLUMNS = [
+    "classifier", "attack", "denoiser", "sigma", "epsilon",
+    "clean_acc", "pgd_acc", "denoised_acc", "linf_max", "l2_mean", "n",
+]
+RESOURCE_COLUMNS = ["stage", "jobs", "total_s", "max_s", "peak_rss_mib"]
+MODEL_COLUMNS = ["classifier", "attack", "denoiser"]  # one model setup: one table, one figure
+
+
+def _read_columns(path, columns: list[str], what: str) -> pd.DataFrame:
+    """Read only `columns` (image shards also hold the images), naming any that are absent."""
+    try:
+        names = pq.read_schema(path).names
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: file not found ({what})") from None
+    except (pa.ArrowException, OSError) as err:
+        raise DataFileError(
+            f"{path}: not a readable Parquet file ({err}); delete it and rerun the rule that makes it"
+        ) from None
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise DataFileError(f"{path}: missing column(s) {missing} ({what}); has {names}")
+    return read_table(path, columns=columns)
+
+
+def _read_shards(paths: Sequence, columns: list[str], what: str) -> pd.DataFrame:
+    """Concatenate shards sorted by idx, checking that no image appears twice."""
+    if not paths:
+        raise ValueError(f"{what}: no shards given")
+    df = pd.concat([_read_columns(p, columns, what) for p in paths], ignore_index=True)
+    duplicated = df["idx"][df["idx"].duplicated()]
+    if len(duplicated):
+        shards = [str(p) for p in paths]
+        raise ValueError(f"{what}: image idx {int(duplicated.iloc[0])} appears more than once in {shards}")
+    return df.sort_values("idx", ignore_index=True)
+
+
+def _check_same_images(reference: pd.DataFrame, other: pd.DataFrame, what: str) -> None:
+    """Every result must cover the same images with the same labels as the clean predictions."""
+    if len(other) != len(reference):
+        raise ValueError(f"{what}: {len(other)} images, but the clean predictions have {len(reference)}")
+    if not np.array_equal(other["idx"].to_numpy(), reference["idx"].to_numpy()):
+        extra = sorted(int(i) for i in set(other["idx"]) - set(reference["idx"]))[:5]
+        raise ValueError(f"{what}: image idx set differs from the clean predictions (e.g. idx {extra} not among them)")
+    if not np.array_equal(other["label"].to_numpy(), reference["label"].to_numpy()):
+        raise ValueError(f"{what}: labels differ from the clean predictions for the same idx")
+
+
+_PREDICTION_COLUMNS = ["idx", "label", "correct"]
+
+
+def _accuracy(paths, clean: pd.DataFrame | None, what: str) -> float:
+    """Mean of `correct` over the shards, after checking they hold the clean set's images."""
+    df = _read_shards(paths, _PREDICTION_COLUMNS, what)
+    if clean is not None:
+        _check_same_images(clean, df, what)
+    return float(df["correct"].mean())
+
+
+def _norms(adversarial: dict, eps: float, clean: pd.DataFrame) -> tuple[float, float]:
+    """(max linf, mean l2) of the measured perturbations at `eps`."""
+    if eps not in adversarial:
+        if eps == 0.0:
+            return 0.0, 0.0  # the clean set is unperturbed by definition
+        raise ValueError(f"adversarial image shards at epsilon {eps} missing (have {sorted(adversarial)})")
+    what = f"adversarial images at epsilon {eps}"
+    shards = _read_shards(adversarial[eps], ["idx", "label", "linf", "l2"], what)
+    _check_same_images(clean, shards, what)
+    return float(shards["linf"].max()), float(shards["l2"].mean())
+
+
+def accuracy_table(
+    classifier: str,
+    attack: str,
+    denoiser: str,
+    undefended: dict,
+    denoised: dict,
+    adversarial: dict,
+) -> pd.DataFrame:
+    """One row per (sigma, epsilon), sorted: clean, PGD and denoised accuracy, measured norms.
+
+    `undefended[eps]`: prediction shards on the adversarial set at eps (0.0 = clean set);
+    `denoised[(sigma, eps)]`: prediction shards after denoising that set at sigma;
+    `adversarial[eps]`: the adversarial image shards, read for their `linf`/`l2` columns
+    (optional at eps 0.0, whose norms are 0).
+    Raises ValueError when shards disagree on the images or a needed epsilon is missing.
+    """
+    if 0.0 not in undefended:
+        raise ValueError(f"{classifier}: undefended predictions at epsilon 0.0 (the clean set) missing")
+    if not denoised:
+        raise ValueError(f"{classifier}: no denoised predictions given")
+    clean = _read_shards(undefended[0.0], _PREDICTION_COLUMNS, f"{classifier} clean predictions")
+    if clean.empty:
+        raise ValueError(f"{classifier}: the clean prediction shards hold no images")
+    clean_acc = float(clean["correct"].mean())
+    per_eps = {}  # eps -> (pgd_acc, linf_max, l2_mean); shared by every sigma
+    rows = []
+    for sigma, eps in sorted(denoised):
+        if eps not in per_eps:
+            if eps not in undefended:
+                have = sorted(undefended)
+                raise ValueError(f"{classifier}: undefended predictions at epsilon {eps} missing (have {have})")
+            pgd_acc = _accuracy(undefended[eps], clean, f"{classifier} predictions at epsilon {eps}")
+            per_eps[eps] = (pgd_acc, *_norms(adversarial, eps, clean))
+        pgd_acc, linf_max, l2_mean = per_eps[eps]
+        what = f"{classifier} predictions denoised by {denoiser} at sigma {sigma}, epsilon {eps}"
+        rows.append({
+            "classifier": classifier, "attack": attack, "denoiser": denoiser,
+            "sigma": float(sigma), "epsilon": float(eps),
+            "clean_acc": clean_acc, "pgd_acc": pgd_acc,
+            "denoised_acc": _accuracy(denoised[(sigma, eps)], clean, what),
+            "linf_max": linf_max, "l2_mean": l2_mean, "n": len(clean),
+        })
+    return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "<": r"\textless{}", ">": r"\textgreater{}",
+}
+_LATEX_SPECIAL_RE = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIAL))
+
+
+def latex_escape(text: str) -> str:
+    return _LATEX_SPECIAL_RE.sub(lambda m: _LATEX_SPECIAL[m.group()], str(text))
+
+
+def require_columns(df: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {missing}; has {list(df.columns)}")
+
+
+def latex_table(df: pd.DataFrame, caption: str, label: str) -> str:
+    """A booktabs `table` in the layout of the Safeguarding Attention paper's appendix tables."""
+    require_columns(df, ["sigma", "epsilon", "clean_acc", "pgd_acc", "denoised_acc"], "latex_table")
+    present = [c for c in MODEL_COLUMNS if c in df.columns]
+    models = len(df.drop_duplicates(present)) if present else 1
+    if models > 1:
+        # The layout has no classifier column, so two models in one table would be ambiguous.
+        raise ValueError(f"latex_table: one (classifier, attack, denoiser) per table, got {models}")
+    if not re.fullmatch(r"[A-Za-z0-9:._/-]+", label):
+        raise ValueError(f"latex_table: label {label!r} may use only letters, digits and : . _ / -")
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{latex_escape(caption)}}}",
+        rf"\label{{{label}}}",
+        r"\begin{tabular}{rrrrr}",
+        r"\toprule",
+        r"Sigma & Epsilon & Clean Acc. & PGD Acc. & Denoised Acc. \\",
+        r"\midrule",
+    ]
+    previous_sigma = None
+    for row in df.sort_values(["sigma", "epsilon"]).itertuples(index=False):
+        if previous_sigma is not None and row.sigma != previous_sigma:
+            lines.append(r"\addlinespace")  # visual break between sigma blocks
+        previous_sigma = row.sigma
+        lines.append(
+            f"{row.sigma:g} & {row.epsilon:g} & {row.clean_acc:.3f} & {row.pgd_acc:.3f} & {row.denoised_acc:.3f} \\\\"
+        )
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def _read_benchmark(path) -> pd.DataFrame:
+    """The rows of one Snakemake benchmark TSV (several when the rule used `repeat`)."""
+    try:
+        df = pd.read_csv(path, sep="\t", na_values=["NA", "-"])
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: benchmark file not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataFileError(f"{path}: not a Snakemake benchmark TSV ({err})") from None
+    missing = [c for c in ("s", "max_rss") if c not in df.columns]
+    if missing:
+        raise DataFileError(f"{path}: benchmark file lacks column(s) {missing}; has {list(df.columns)}")
+    if df.empty:
+        raise DataFileError(f"{path}: benchmark file has a header but no data row")
+    for column in ("s", "max_rss"):
+        values = pd.to_numeric(df[column], errors="coerce")
+        bad = df[column][values.isna() & df[column].notna()]
+        if len(bad):
+            raise DataFileError(f"{path}: column {column!r} holds the non-numeric value {bad.iloc[0]!r}")
+        df[column] = values
+    if df["s"].isna().any():
+        raise DataFileError(f"{path}: column 's' (seconds) is empty")
+    return df
+
+
+def stage_resources(benchmarks: dict) -> pd.DataFrame:
+    """Per stage (rule): jobs, total and longest job wall time (s), peak resident memory (MiB).
+
+    Snakemake's `max_rss` is labelled MB but computed as bytes / 1024**2, so it is MiB.
+    It is NA for jobs too short to sample; those count for time only.
+    """
+    rows = []
+    for stage, paths in benchmarks.items():
+        frames = [_read_benchmark(p) for p in paths]
+        seconds = pd.Series([f["s"].mean() for f in frames], dtype=float)  # repeats: a job's typical time
+        rss = pd.Series([f["max_rss"].max() for f in frames], dtype=float)
+        rows.append({
+            "stage": stage, "jobs": len(paths), "total_s": float(seconds.sum()),
+            "max_s": float(seconds.max()), "peak_rss_mib": float(rss.max()),
+        })
+    return pd.DataFrame(rows, columns=RESOURCE_COLUMNS)

@@ -1,0 +1,31 @@
+"""Small shared fixtures for the unit tests of dds (tiny data, tiny models)."""
+
+import os
+
+import pytest
+import torch
+
+# The models here are tiny: one thread is as fast as two, and it avoids the large slow-downs
+# of oversubscribed OpenMP threads when a workflow shares the CPU cores with the tests.
+if "OMP_NUM_THREADS" not in os.environ:
+    torch.set_num_threads(1)
+
+# a diffusers UNet small enough to run in milliseconds on a CPU
+TINY_UNET = dict(block_out_channels=[8, 16], layers_per_block=1, attention_levels=[])
+
+
+@pytest.fixture(scope="session")
+def digits8():
+    """The scikit-learn digits at their native 8x8 (1797 images, one channel)."""
+    from dds.data import load_digits
+
+    return load_digits(8)
+
+
+@pytest.fixture
+def tiny_unet():
+    """A freshly built tiny UNet for 8x8 single-channel images, with a fixed initialisation."""
+    from dds.diffusion import build_unet
+
+    torch.manual_seed(0)
+    return build_unet(8, 1, TINY_UNET).eval()

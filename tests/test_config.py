@@ -1,0 +1,157 @@
+"""The workflow config schema and dds.config.validate: defaults, and errors naming the key."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dds.config import ConfigError, validate
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+CONFIG = REPO / "config.yaml"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return yaml.safe_load(CONFIG.read_text())
+
+
+@pytest.fixture
+def config(shipped):
+    return copy.deepcopy(shipped)
+
+
+def check(config):
+    return validate(config, SCHEMA)
+
+
+def test_shipped_config_validates_and_gets_defaults(config, shipped):
+    out = check(config)
+    assert out is config
+    assert config["batch_size"] == shipped["batch_size"] == 256
+    resnet = config["classifiers"]["resnet"]
+    assert "epochs" not in shipped["classifiers"]["resnet"]
+    assert resnet == {"model": "resnet18", "kwargs": {}, "epochs": 8, "batch_size": 64, "lr": 0.002,
+                      "weight_decay": 0.05}
+    assert config["classifiers"]["vit"]["epochs"] == 15  # given values are kept
+    assert config["classifiers"]["vit"]["lr"] == 0.001
+    assert config["classifiers"]["cbam-resnet"]["kwargs"] == {"block_args": {"attn_layer": "cbam"}}
+    assert config["attacks"]["pgd"]["random_start"] is False
+    assert config["sigmas"] == [0.25, 0.5, 1.0]
+
+
+def test_defaults_fill_removed_keys(config):
+    for key in ("batch_size", "report"):
+        del config[key]
+    config["dataset"] = {"name": "digits"}
+    config["denoisers"] = {"small": {}}
+    del config["attacks"]["pgd"]["random_start"]
+    check(config)
+    assert config["batch_size"] == 256
+    assert config["report"] == {"examples": 6}
+    assert config["dataset"] == {"name": "digits", "image_size": 16, "eval_size": 300, "shard_size": 300}
+    small = config["denoisers"]["small"]
+    assert small["block_out_channels"] == [32, 64, 64] and small["attention_levels"] == [2]
+    assert small["num_train_timesteps"] == 1000 and small["beta_schedule"] == "linear"
+    assert config["attacks"]["pgd"]["random_start"] is False
+
+
+def set_key(path, value):
+    def mutate(c):
+        *parents, last = path
+        for p in parents:
+            c = c[p]
+        c[last] = value
+    return mutate
+
+
+def delete_key(path):
+    def mutate(c):
+        *parents, last = path
+        for p in parents:
+            c = c[p]
+        del c[last]
+    return mutate
+
+
+def add_classifier(name):
+    return set_key(["classifiers", name], {"model": "resnet18"})
+
+
+def both_steps(c):
+    c["attacks"]["pgd"]["step_size"] = 2 / 255  # step_size_factor is already there
+
+
+BAD = {
+    "unknown top-level key": (set_key(["colour"], "blue"), ["colour"]),
+    "unknown nested key": (set_key(["classifiers", "resnet", "epoch"], 3), ["classifiers.resnet", "epoch"]),
+    "missing required key": (delete_key(["sigmas"]), ["sigmas"]),
+    "negative sigma": (set_key(["sigmas"], [0.25, -0.5]), ["'sigmas[1]'"]),
+    "sigma zero": (set_key(["sigmas"], [0.0, 0.5]), ["'sigmas[0]'"]),
+    "sigma too large": (set_key(["sigmas"], [11]), ["'sigmas[0]'"]),
+    "sigma string": (set_key(["sigmas"], ["0.5"]), ["'sigmas[0]'"]),
+    "duplicate sigmas": (set_key(["sigmas"], [0.25, 0.5, 0.25]), ["'sigmas'", "non-unique"]),
+    "empty sigmas": (set_key(["sigmas"], []), ["'sigmas'"]),
+    "epsilon above 1": (set_key(["attacks", "pgd", "epsilons"], [0.1, 1.5]), ["'attacks.pgd.epsilons[1]'"]),
+    "negative epsilon": (set_key(["attacks", "pgd", "epsilons"], [-0.1]), ["'attacks.pgd.epsilons[0]'"]),
+    "duplicate epsilons": (set_key(["attacks", "pgd", "epsilons"], [0.1, 0.1]), ["'attacks.pgd.epsilons'"]),
+    "seed string": (set_key(["seed"], "zero"), ["'seed'", "integer"]),
+    "negative seed": (set_key(["seed"], -1), ["'seed'"]),
+    "seed float": (set_key(["seed"], 1.5), ["'seed'"]),
+    "unknown dataset": (set_key(["dataset", "name"], "mnist"), ["'dataset.name'", "'digits'"]),
+    "eval_size zero": (set_key(["dataset", "eval_size"], 0), ["'dataset.eval_size'"]),
+    "unknown attack method": (set_key(["attacks", "pgd", "method"], "cw_l2"), ["'attacks.pgd.method'", "pgd_linf"]),
+    "zero steps": (set_key(["attacks", "pgd", "steps"], 0), ["'attacks.pgd.steps'"]),
+    "classifier name with slash": (add_classifier("res/net"), ["res/net"]),
+    "classifier name with space": (add_classifier("res net"), ["res net"]),
+    "classifier name with dot": (add_classifier("../up"), ["../up"]),
+    "attack name with slash": (set_key(["attacks", "a/b"], {"method": "pgd_linf", "epsilons": [0.1], "steps": 1,
+                                                            "step_size": 0.1}), ["a/b"]),
+    "classifier without model": (set_key(["classifiers", "resnet"], {"epochs": 2}), ["'classifiers.resnet'", "model"]),
+    "bad device": (set_key(["device"], "gpu"), ["'device'"]),
+    "bad cuda index": (set_key(["device"], "cuda:x"), ["'device'"]),
+    "device with space": (set_key(["device"], "cuda "), ["'device'"]),
+    "unknown beta schedule": (set_key(["denoisers", "ddpm", "beta_schedule"], "cosine"),
+                              ["'denoisers.ddpm.beta_schedule'", "squaredcos_cap_v2"]),
+    "both step modes": (both_steps, ["attacks.pgd", "step_size", "step_size_factor"]),
+    "neither step mode": (delete_key(["attacks", "pgd", "step_size_factor"]), ["attacks.pgd", "exactly one"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_schema_rejects_and_names_the_key(config, case):
+    mutate, expected = BAD[case]
+    mutate(config)
+    with pytest.raises(ConfigError) as info:
+        check(config)
+    for text in expected:
+        assert text in str(info.value), f"{text!r} not in {info.value}"
+
+
+def test_every_problem_is_listed(config):
+    config["seed"] = "zero"
+    config["sigmas"] = []
+    with pytest.raises(ConfigError) as info:
+        check(config)
+    assert "'seed'" in str(info.value) and "'sigmas'" in str(info.value)
+
+
+GOOD = {
+    "largest sigma": set_key(["sigmas"], [10]),
+    "integer sigma": set_key(["sigmas"], [1]),
+    "epsilon bounds": set_key(["attacks", "pgd", "epsilons"], [0, 1]),
+    "cuda index": set_key(["device"], "cuda:1"),
+    "cpu": set_key(["device"], "cpu"),
+    "name with digits and dash": add_classifier("res-net-2"),
+    "absolute step": lambda c: c["attacks"]["pgd"].update(step_size=2 / 255) or c["attacks"]["pgd"].pop(
+        "step_size_factor"),
+    "cosine schedule": set_key(["denoisers", "ddpm", "beta_schedule"], "squaredcos_cap_v2"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GOOD))
+def test_schema_accepts_valid_variants(config, case):
+    GOOD[case](config)
+    check(config)

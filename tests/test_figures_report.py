@@ -1,0 +1,176 @@
+import base64
+import math
+import re
+
+import pandas as pd
+import pytest
+import torch
+
+from dds.figures import accuracy_figure, comparison_figure, examples_figure
+from dds.io import DataFileError
+from dds.report import provenance, render_report, write_report
+from dds.tables import ACCURACY_COLUMNS, RESOURCE_COLUMNS, stage_resources
+
+PNG = b"\x89PNG\r\n\x1a\n"
+EVIL = "<script>alert(1)</script>"
+BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def made_up_tables(classifiers=("resnet50", EVIL), sigmas=(0.25, 0.5), epsilons=(0.0, 0.01, 0.05)):
+    rows = []
+    for c, classifier in enumerate(classifiers):
+        for sigma in sigmas:
+            for eps in epsilons:
+                rows.append({
+                    "classifier": classifier, "attack": "pgd", "denoiser": "ddpm", "sigma": sigma, "epsilon": eps,
+                    "clean_acc": 0.85 - 0.02 * c, "pgd_acc": max(0.0, 0.85 - 12 * eps),
+                    "denoised_acc": 0.8 - sigma / 4 - eps, "linf_max": eps, "l2_mean": 20 * eps, "n": 64,
+                })
+    return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
+
+
+def made_up_resources():
+    return pd.DataFrame([
+        {"stage": "attack", "jobs": 4, "total_s": 120.5, "max_s": 40.25, "peak_rss_mib": 2048.0},
+        {"stage": EVIL, "jobs": 1, "total_s": 1.0, "max_s": 1.0, "peak_rss_mib": float("nan")},
+    ], columns=RESOURCE_COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def figure_files(tmp_path_factory):
+    out = tmp_path_factory.mktemp("figures")
+    tables = made_up_tables()
+    accuracy_figure(tables[tables["classifier"] == "resnet50"], out / "acc.png", out / "acc.svg")
+    comparison_figure(tables, out / "cmp.png", out / "cmp.svg")
+    examples_figure([("clean", torch.rand(3, 3, 8, 8)), ("PGD eps=0.2", torch.rand(2, 1, 8, 8))], out / "ex.png")
+    return out
+
+
+def test_figures_are_written(figure_files):
+    for name in ("acc", "cmp"):
+        assert (figure_files / f"{name}.png").read_bytes().startswith(PNG)
+        assert b"<svg" in (figure_files / f"{name}.svg").read_bytes()[:1000]
+    assert (figure_files / "ex.png").read_bytes().startswith(PNG)
+    assert not list(figure_files.glob(".*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_accuracy_figure_wants_one_model(tmp_path):
+    with pytest.raises(ValueError, match="one \\(classifier, attack, denoiser\\) per figure"):
+        accuracy_figure(made_up_tables(), tmp_path / "a.png", tmp_path / "a.svg")
+
+
+def test_examples_figure_checks_images(tmp_path):
+    with pytest.raises(ValueError, match="'bad'.*outside \\[0, 1\\]"):
+        examples_figure([("bad", torch.full((1, 3, 4, 4), 2.0))], tmp_path / "ex.png")
+    with pytest.raises(ValueError, match="'four'.*shape"):
+        examples_figure([("four", torch.rand(1, 4, 4, 4))], tmp_path / "ex.png")
+    assert not (tmp_path / "ex.png").exists()
+
+
+def render(figure_files, config=None, prov=None):
+    figures = [("Accuracy", figure_files / "acc.png", "Accuracy of resnet50"),
+               ("Comparison", figure_files / "cmp.png", f"caption {EVIL}"),
+               ("Examples", figure_files / "ex.png", "Example images")]
+    return render_report(made_up_tables(), figures, made_up_resources(),
+                         config or {"classifiers": [EVIL], "seed": 1}, prov or {"git_commit": "abc"}, f"dds {EVIL}")
+
+
+def test_report_escapes_names_config_and_captions(figure_files):
+    html = render(figure_files)
+    assert "<script" not in html
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert f"<title>dds {escaped}</title>" in html
+    assert f"<caption>{escaped} &mdash; attack pgd, denoiser ddpm</caption>" in html  # accuracy table
+    assert f"<caption>{escaped} &mdash; attack pgd</caption>" in html  # norms table
+    assert f"- {escaped}" in html  # config YAML
+    assert f'<td class="name">{escaped}</td>' in html  # resources
+    assert f"caption {escaped}" in html
+
+
+def test_report_embeds_every_figure(figure_files):
+    html = render(figure_files)
+    embedded = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert [base64.b64decode(data) for data in embedded] == [
+        (figure_files / name).read_bytes() for name in ("acc.png", "cmp.png", "ex.png")
+    ]
+    assert "src=\"http" not in html and "<link" not in html  # nothing fetched from elsewhere
+
+
+def test_report_tables_content(figure_files):
+    html = render(figure_files)
+    assert html.count('<table class="accuracy">') == 2
+    assert html.count('<table class="norms">') == 2
+    assert "<td>0.25</td><td>0.01</td><td>0.850</td>" in html
+    assert "<td>0.05</td><td>0.05000</td><td>1.0000</td><td>64</td>" in html
+    assert "<td>120.5</td>" in html and "<td>2048.0</td>" in html
+    assert "<td>—</td>" in html  # NaN peak memory shown as a dash
+
+
+def test_report_flags_norm_above_epsilon(figure_files):
+    tables = made_up_tables()
+    tables.loc[tables["epsilon"] == 0.05, "linf_max"] = 0.06
+    html = render_report(tables, [], made_up_resources(), {}, {}, "t")
+    assert html.count('<span class="bad">no</span>') == 2  # one per classifier
+
+
+def test_report_missing_figure_and_columns(figure_files, tmp_path):
+    with pytest.raises(DataFileError, match="gone.png: figure file not found"):
+        render_report(made_up_tables(), [("x", tmp_path / "gone.png", "c")], made_up_resources(), {}, {}, "t")
+    (tmp_path / "fake.png").write_text("not a png")
+    with pytest.raises(DataFileError, match="fake.png: not a PNG"):
+        render_report(made_up_tables(), [("x", tmp_path / "fake.png", "c")], made_up_resources(), {}, {}, "t")
+    with pytest.raises(ValueError, match="missing column\\(s\\) \\['linf_max'\\]"):
+        render_report(made_up_tables().drop(columns="linf_max"), [], made_up_resources(), {}, {}, "t")
+
+
+def test_provenance_outside_git(tmp_path):
+    prov = provenance(tmp_path)
+    assert prov["git_commit"] == "unknown" and prov["git_dirty"] is None
+    assert set(prov["packages"]) >= {"torch", "pandas", "jinja2", "snakemake"}
+    assert prov["packages"]["pandas"] == pd.__version__
+    assert prov["rendered_at"].endswith("+00:00")
+
+
+def test_write_report_and_provenance_rendered(figure_files, tmp_path):
+    html = render(figure_files, prov=provenance(tmp_path))
+    write_report(html, tmp_path / "out" / "report.html")
+    assert (tmp_path / "out" / "report.html").read_text(encoding="utf-8") == html
+    assert '<td class="name">git_commit</td><td class="name">unknown</td>' in html
+    assert f'<td class="name">packages: pandas</td><td class="name">{pd.__version__}</td>' in html
+
+
+def benchmark(path, *rows):
+    path.write_text(BENCHMARK_HEADER + "".join("\t".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def test_stage_resources(tmp_path):
+    attack = [
+        benchmark(tmp_path / "a0.tsv", (10.5, "0:00:10", 512.25, 900, 400, 420, 1.0, 2.0, 95.0, 10.0)),
+        benchmark(tmp_path / "a1.tsv", (20.0, "0:00:20", 1024.0, 1900, 900, 920, 1.0, 2.0, 95.0, 19.0)),
+    ]
+    tiny = [benchmark(tmp_path / "s0.tsv", (0.2, "0:00:00", "NA", "NA", "NA", "NA", "NA", "NA", "NA", "NA"))]
+    repeated = [benchmark(tmp_path / "r0.tsv", (3.0, "0:00:03", 10, 1, 1, 1, 0, 0, 1, 1),
+                          (5.0, "0:00:05", 30, 1, 1, 1, 0, 0, 1, 1))]
+    df = stage_resources({"attack": attack, "sample": tiny, "denoise": repeated})
+    assert list(df.columns) == RESOURCE_COLUMNS
+    assert df["stage"].tolist() == ["attack", "sample", "denoise"]
+    assert df["jobs"].tolist() == [2, 1, 1]
+    assert df["total_s"].tolist() == [30.5, 0.2, 4.0]
+    assert df["max_s"].tolist() == [20.0, 0.2, 4.0]
+    assert df["peak_rss_mib"][0] == 1024.0 and math.isnan(df["peak_rss_mib"][1]) and df["peak_rss_mib"][2] == 30.0
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "benchmark file not found"),
+    ("", "not a Snakemake benchmark TSV"),
+    (BENCHMARK_HEADER, "benchmark file has a header but no data row"),
+    ("seconds\tmemory\n1\t2\n", r"benchmark file lacks column\(s\) \['s', 'max_rss'\]"),
+    (BENCHMARK_HEADER + "fast\t0:00:01\t1\t1\t1\t1\t1\t1\t1\t1\n", "column 's' holds the non-numeric value 'fast'"),
+])
+def test_stage_resources_bad_file(tmp_path, content, message):
+    path = tmp_path / "bench.tsv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(DataFileError, match=rf"bench\.tsv: {message}"):
+        stage_resources({"attack": [path]})

@@ -1,0 +1,207 @@
+"""Classifiers (timm, normalisation inside) and DDPMs (diffusers UNet): build, save, load,
+tamper detection, and deterministic training."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from dds.classifiers import Normalized, build_classifier, load_classifier, save_classifier, train_classifier
+from dds.diffusion import DiffusersEps, build_scheduler, load_ddpm, save_ddpm, train_ddpm
+from dds.io import DataFileError, ImageSet, load_tensors, save_tensors
+
+CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
+SPECS = yaml.safe_load(CONFIG.read_text())["classifiers"]
+MEAN, STD = [0.3], [0.25]
+TINY_UNET = dict(block_out_channels=[8, 16], layers_per_block=1, attention_levels=[])  # as in conftest
+
+
+def build(name, seed=0):
+    torch.manual_seed(seed)
+    spec = SPECS[name]
+    return build_classifier(spec["model"], spec.get("kwargs", {}), 1, 10, MEAN, STD).eval()
+
+
+@pytest.fixture(scope="module")
+def x16():
+    return torch.rand((3, 1, 16, 16), generator=torch.Generator().manual_seed(0))
+
+
+def test_default_config_has_three_classifiers():
+    assert sorted(SPECS) == ["cbam-resnet", "resnet", "vit"]
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_default_classifiers_build_and_map_to_logits(name, x16):
+    model = build(name)
+    assert isinstance(model, Normalized)
+    with torch.no_grad():
+        out = model(x16)
+    assert out.shape == (3, 10)
+    assert torch.isfinite(out).all()
+    has_cbam = any("Cbam" in type(m).__name__ for m in model.modules())
+    assert has_cbam == (name == "cbam-resnet")
+
+
+def test_unknown_timm_model():
+    with pytest.raises(ValueError, match="resnet_not_a_model"):
+        build_classifier("resnet_not_a_model", {}, 1, 10, MEAN, STD)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_normalisation_is_inside(name, x16):
+    model = build(name)
+    assert torch.equal(model.mean.flatten(), torch.tensor(MEAN)) and torch.equal(model.std.flatten(), torch.tensor(STD))
+    with torch.no_grad():
+        out = model(x16)
+        assert torch.allclose(out, model.net((x16 - 0.3) / 0.25), atol=1e-6)
+        assert not torch.allclose(out, model.net(x16), atol=1e-3)
+
+
+def test_normalisation_per_channel():
+    torch.manual_seed(0)
+    model = build_classifier("resnet18", {}, 3, 10, [0.1, 0.5, 0.9], [0.2, 0.3, 0.4]).eval()
+    x = torch.rand((2, 3, 8, 8), generator=torch.Generator().manual_seed(1))
+    mean = torch.tensor([0.1, 0.5, 0.9]).view(1, 3, 1, 1)
+    std = torch.tensor([0.2, 0.3, 0.4]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.net((x - mean) / std), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_classifier_round_trip(tmp_path, name, x16):
+    model = build(name)
+    path = tmp_path / f"{name}.safetensors"
+    save_classifier(model, path, SPECS[name], 1, 10)
+    other = build(name, seed=1)  # different weights: the file must carry everything
+    with torch.no_grad():
+        assert not torch.equal(model(x16), other(x16))
+    loaded = load_classifier(path)
+    assert not loaded.training
+    with torch.no_grad():
+        assert torch.equal(loaded(x16), model(x16))
+    assert torch.equal(loaded.mean, model.mean) and torch.equal(loaded.std, model.std)
+    state, loaded_state = model.state_dict(), loaded.state_dict()
+    assert state.keys() == loaded_state.keys()
+    assert all(torch.equal(state[k], loaded_state[k]) for k in state)
+
+
+def tamper(path, change):
+    tensors, meta = load_tensors(path)
+    change(tensors)
+    save_tensors(tensors, path, meta)
+
+
+TAMPER_CLASSIFIER = {
+    "missing key": lambda t: t.pop("net.fc.weight"),
+    "extra key": lambda t: t.update({"net.extra": torch.zeros(2)}),
+    "wrong shape": lambda t: t.update({"net.fc.bias": torch.zeros(11)}),
+    "wrong conv shape": lambda t: t.update({"net.conv1.weight": torch.zeros(64, 1, 3, 3)}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPER_CLASSIFIER))
+def test_tampered_classifier_names_file(tmp_path, case):
+    path = tmp_path / "resnet.safetensors"
+    save_classifier(build("resnet"), path, SPECS["resnet"], 1, 10)
+    tamper(path, TAMPER_CLASSIFIER[case])
+    with pytest.raises(DataFileError) as info:
+        load_classifier(path)
+    assert str(path) in str(info.value)
+
+
+def test_classifier_without_metadata_or_file(tmp_path):
+    path = tmp_path / "bare.safetensors"
+    save_tensors(build("resnet").state_dict(), path)
+    with pytest.raises(DataFileError, match="metadata") as info:
+        load_classifier(path)
+    assert str(path) in str(info.value)
+    missing = tmp_path / "missing.safetensors"
+    with pytest.raises(DataFileError) as info:
+        load_classifier(missing)
+    assert str(missing) in str(info.value)
+
+
+SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "linear"}
+
+
+def test_ddpm_round_trip(tmp_path, tiny_unet):
+    scheduler = build_scheduler(SCHEDULE)
+    path = tmp_path / "ddpm.safetensors"
+    save_ddpm(tiny_unet, scheduler, path)
+    eps_model, abar = load_ddpm(path)
+    assert not eps_model.training
+    assert abar.dtype == torch.float64 and torch.equal(abar, scheduler.alphas_cumprod.double())
+    gen = torch.Generator().manual_seed(0)
+    x_t = torch.randn((2, 1, 8, 8), generator=gen)
+    t = torch.tensor([10, 700])
+    with torch.no_grad():
+        expected = DiffusersEps(tiny_unet)(x_t, t)
+        assert expected.shape == x_t.shape and expected.abs().sum() > 0
+        assert torch.equal(eps_model(x_t, t), expected)
+
+
+def test_ddpm_round_trip_keeps_cosine_schedule(tmp_path, tiny_unet):
+    scheduler = build_scheduler({"num_train_timesteps": 50, "beta_schedule": "squaredcos_cap_v2"})
+    save_ddpm(tiny_unet, scheduler, tmp_path / "ddpm.safetensors")
+    _, abar = load_ddpm(tmp_path / "ddpm.safetensors")
+    assert len(abar) == 50 and torch.equal(abar, scheduler.alphas_cumprod.double())
+
+
+TAMPER_DDPM = {
+    "missing key": lambda t: t.pop("unet.conv_out.weight"),
+    "wrong shape": lambda t: t.update({"unet.conv_out.bias": torch.zeros(2)}),
+    "missing schedule": lambda t: t.pop("alphas_cumprod"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPER_DDPM))
+def test_tampered_ddpm_names_file(tmp_path, tiny_unet, case):
+    path = tmp_path / "ddpm.safetensors"
+    save_ddpm(tiny_unet, build_scheduler(SCHEDULE), path)
+    tamper(path, TAMPER_DDPM[case])
+    with pytest.raises(DataFileError) as info:
+        load_ddpm(path)
+    assert str(path) in str(info.value)
+
+
+def trained_state(digits8, seed, init_seed=0):
+    torch.manual_seed(init_seed)
+    model = build_classifier("resnet18", {}, 1, 10, MEAN, STD)
+    train, heldout = digits8.subset(0, 64), digits8.subset(64, 80)
+    metrics = train_classifier(model, train, heldout, epochs=1, batch_size=32, lr=1e-3, weight_decay=0.05,
+                               seed=seed, device="cpu")
+    assert metrics["epochs"] == 1 and metrics["train_images"] == 64 and metrics["heldout_images"] == 16
+    assert 0 <= metrics["train_accuracy"] <= 1 and 0 <= metrics["heldout_accuracy"] <= 1
+    assert not model.training
+    return model.state_dict()
+
+
+def test_train_classifier_is_deterministic(digits8):
+    a = trained_state(digits8, seed=7)
+    b = trained_state(digits8, seed=7)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    torch.manual_seed(0)
+    untrained = build_classifier("resnet18", {}, 1, 10, MEAN, STD).state_dict()
+    assert not torch.equal(a["net.fc.weight"], untrained["net.fc.weight"])  # it did train
+    c = trained_state(digits8, seed=8)  # another seed: another batch order
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_train_ddpm_is_deterministic(digits8):
+    from dds.diffusion import build_unet
+
+    train = ImageSet(digits8.idx[:32], digits8.labels[:32], digits8.images[:32])
+    states = []
+    for seed in (3, 3, 4):
+        torch.manual_seed(0)
+        unet = build_unet(8, 1, TINY_UNET)
+        metrics = train_ddpm(unet, build_scheduler(SCHEDULE), train, steps=3, batch_size=4, lr=1e-3, seed=seed,
+                             device="cpu")
+        assert metrics["steps"] == 3 and metrics["final_loss"] > 0
+        states.append(unet.state_dict())
+    a, b, c = states
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)

@@ -1,0 +1,113 @@
+"""The workflow end to end on a tiny config, in a temporary directory, through the real
+Snakemake command line."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.workflow
+
+TINY = {
+    "seed": 3,
+    "device": "cpu",
+    "batch_size": 16,
+    "dataset": {"name": "digits", "image_size": 16, "eval_size": 40, "shard_size": 20},
+    "classifiers": {"resnet": {"model": "resnet18", "epochs": 2}},
+    "denoisers": {"ddpm": {"block_out_channels": [16, 32], "attention_levels": [1], "steps": 20, "batch_size": 16}},
+    "attacks": {"pgd": {"method": "pgd_linf", "epsilons": [0.1], "steps": 2, "step_size_factor": 2.5}},
+    "sigmas": [0.25, 0.5],
+    "report": {"examples": 3},
+}
+
+
+def workflow_copy(path: Path, config: dict) -> Path:
+    """The workflow's files in `path`, with `config` as its config.yaml."""
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "Snakefile", path)
+    shutil.copytree(REPO / "workflow", path / "workflow")
+    shutil.copytree(REPO / "envs", path / "envs")
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    return path
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = workflow_copy(tmp_path_factory.mktemp("run"), TINY)
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def test_tables_have_the_papers_columns_and_plausible_values(finished_run):
+    results = finished_run / "results" / "digits"
+    table = pd.read_parquet(results / "tables" / "resnet" / "pgd" / "ddpm.parquet")
+    assert list(table[["sigma", "epsilon"]].itertuples(index=False, name=None)) == [
+        (0.25, 0.0), (0.25, 0.1), (0.5, 0.0), (0.5, 0.1)]
+    assert table["n"].eq(40).all()
+    # the clean row is unperturbed, the attacked row within its epsilon ball
+    assert table.loc[table.epsilon == 0.0, "linf_max"].eq(0).all()
+    assert table.loc[table.epsilon == 0.1, "linf_max"].between(0.05, 0.1 + 1e-6).all()
+    assert (table["pgd_acc"] <= table["clean_acc"]).all()
+    tex = (results / "tables" / "resnet" / "pgd" / "ddpm.tex").read_text()
+    assert "\\toprule" in tex and "Denoised Acc." in tex
+    summary = pd.read_parquet(results / "tables" / "accuracy.parquet")
+    pd.testing.assert_frame_equal(summary, table)
+
+
+def test_every_stage_is_sharded_and_timed(finished_run):
+    results = finished_run / "results" / "digits"
+    assert len(list((results / "adversarial").rglob("shard*.parquet"))) == 4  # 2 epsilons x 2 shards
+    assert len(list((results / "denoised").rglob("shard*.parquet"))) == 8  # x 2 sigmas
+    bench = list((results / "benchmarks").rglob("*.tsv"))
+    assert len(bench) >= 1 + 2 + 4 + 8 + 4 + 8 + 1
+    html = (results / "report.html").read_text()
+    for stage in ("train_denoiser", "attack", "denoise", "classify_denoised"):
+        assert stage in html
+
+
+def test_a_second_dry_run_has_nothing_to_do(finished_run):
+    result = snakemake(finished_run, "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_same_seed_gives_identical_tables(finished_run, tmp_path):
+    again = workflow_copy(tmp_path / "again", TINY)
+    result = snakemake(again, str(Path("results/digits/tables/accuracy.parquet")))
+    assert result.returncode == 0, result.stderr[-4000:]
+    first = pd.read_parquet(finished_run / "results/digits/tables/accuracy.parquet")
+    second = pd.read_parquet(again / "results/digits/tables/accuracy.parquet")
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+    for shard in (finished_run / "results/digits/predictions").rglob("*.parquet"):
+        twin = again / shard.relative_to(finished_run)
+        pd.testing.assert_frame_equal(pd.read_parquet(shard), pd.read_parquet(twin), check_exact=True)
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    bad = yaml.safe_load(yaml.safe_dump(TINY))
+    bad["sigmas"] = [0.25, -0.5]
+    workdir = workflow_copy(tmp_path, bad)
+    result = snakemake(workdir)
+    assert result.returncode != 0
+    assert "sigmas[1]" in result.stderr and "-0.5" in result.stderr
+    assert not (workdir / "results").exists()
+
+
+def test_lint_and_format_are_clean():
+    lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+    snakefmt = Path(sys.executable).with_name("snakefmt")
+    fmt = subprocess.run([str(snakefmt), "--check", "Snakefile", "workflow"], cwd=REPO, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr

@@ -1,0 +1,23 @@
+rule attack:
+    input:
+        eval=layout.SAMPLE_EVAL,
+        classifier=layout.CLASSIFIER,
+    output:
+        layout.ADVERSARIAL,
+    log:
+        layout.log(layout.ADVERSARIAL),
+    benchmark:
+        layout.benchmark(layout.ADVERSARIAL)
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        gpu=GPU,
+    params:
+        spec=lambda wildcards: config["attacks"][wildcards.attack],
+        shard_size=config["dataset"]["shard_size"],
+        seed=config["seed"],
+        batch_size=config["batch_size"],
+        device=config["device"],
+    script:
+        "../scripts/attack.py"
