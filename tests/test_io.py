@@ -217,3 +217,10 @@ def test_tensors_round_trip_and_errors(tmp_path):
         with pytest.raises(DataFileError) as info:
             load_tensors(bad)
         assert_names_file(info, bad)
+
+
+def test_an_empty_image_set_round_trips(tmp_path):
+    empty = ImageSet(torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64), torch.zeros(0, 1, 4, 4))
+    write_images(tmp_path / "empty.parquet", empty)
+    back = read_images(tmp_path / "empty.parquet")
+    assert len(back) == 0 and back.images.shape == (0, 1, 4, 4)

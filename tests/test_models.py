@@ -9,7 +9,7 @@ import yaml
 
 from dds.classifiers import Normalized, build_classifier, load_classifier, save_classifier, train_classifier
 from dds.diffusion import DiffusersEps, build_scheduler, load_ddpm, save_ddpm, train_ddpm
-from dds.io import DataFileError, ImageSet, load_tensors, save_tensors
+from dds.io import DataFileError, ImageSet, load_tensors, save_tensors, write_images
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 SPECS = yaml.safe_load(CONFIG.read_text())["classifiers"]
@@ -205,3 +205,58 @@ def test_train_ddpm_is_deterministic(digits8):
     a, b, c = states
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_training_survives_a_last_batch_of_one(digits8):
+    # 33 images in batches of 32 would leave one image, which BatchNorm cannot train on
+    model = build_classifier("resnet18", {}, 1, 10, MEAN, STD)
+    metrics = train_classifier(model, digits8.subset(0, 33), digits8.subset(33, 40), epochs=1, batch_size=32,
+                               lr=1e-3, weight_decay=0.05, seed=0, device="cpu")
+    assert metrics["train_images"] == 33
+
+
+def test_classifier_file_without_normalisation_names_the_file(tmp_path):
+    path = tmp_path / "clf.safetensors"
+    save_classifier(build_classifier("resnet18", {}, 1, 10, MEAN, STD), path, {"model": "resnet18"}, 1, 10)
+    state, meta = load_tensors(path)
+    del state["mean"]
+    save_tensors(state, path, meta)
+    with pytest.raises(DataFileError, match="mean"):
+        load_classifier(path)
+
+
+def test_the_seed_and_name_decide_the_initial_weights(tmp_path):
+    """stages.train_classifier seeds the initialisation from (config seed, classifier name)."""
+    from dds import data, stages
+
+    train, evaluation = data.split(data.load_digits(8), 100, seed=0)
+    write_images(tmp_path / "train.parquet", train.subset(0, 40))
+    write_images(tmp_path / "eval.parquet", evaluation.subset(0, 20))
+    spec = {"model": "resnet18", "kwargs": {}, "epochs": 1, "batch_size": 40, "lr": 1e-9, "weight_decay": 0.0}
+
+    def weights(seed, name):
+        out = tmp_path / f"{seed}-{name}.safetensors"
+        stages.train_classifier(name, spec, seed, "cpu", tmp_path / "train.parquet", tmp_path / "eval.parquet",
+                                out, tmp_path / "metrics.json")
+        return load_classifier(out).net.fc.weight
+
+    assert torch.equal(weights(0, "a"), weights(0, "a"))
+    assert not torch.equal(weights(0, "a"), weights(1, "a"))
+    assert not torch.equal(weights(0, "a"), weights(0, "b"))
+
+
+@pytest.mark.parametrize("total", [1, 2, 20, 1000])
+def test_learning_rate_warms_up_then_decays_for_any_length(total):
+    from dds.optim import warmup_cosine
+
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = warmup_cosine(optimizer, total)
+    rates = []
+    for _ in range(total):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert all(0 < r <= 1 for r in rates)
+    assert max(rates) == pytest.approx(1.0, abs=0.02) or total < 3
+    peak = rates.index(max(rates))
+    assert rates[peak:] == sorted(rates[peak:], reverse=True)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .io import DataFileError, ImageSet, load_tensors, save_tensors
+from .optim import warmup_cosine
 from .seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -48,13 +49,15 @@ def accuracy(model: nn.Module, data: ImageSet, batch_size: int, device) -> float
 
 def train_classifier(model: Normalized, train: ImageSet, heldout: ImageSet, epochs: int, batch_size: int,
                      lr: float, weight_decay: float, seed: int, device) -> dict:
-    """AdamW with a cosine schedule and cross-entropy; deterministic on CPU for a given seed."""
-    torch.manual_seed(derive_seed(seed, "train-classifier-init"))
+    """AdamW with warm-up and cosine decay and cross-entropy; deterministic on CPU for a given seed.
+    The last incomplete batch of each epoch is dropped (a batch of one breaks BatchNorm)."""
+    torch.manual_seed(derive_seed(seed, "train-classifier"))
     order = torch.Generator().manual_seed(derive_seed(seed, "train-classifier-order"))
     model.to(device)
-    steps_per_epoch = -(-len(train) // batch_size)
+    batch_size = min(batch_size, len(train))
+    steps_per_epoch = len(train) // batch_size
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    schedule = warmup_cosine(optimizer, epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss()
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
@@ -100,6 +103,8 @@ def load_classifier(path, device="cpu") -> Normalized:
     missing = {"model", "kwargs", "in_chans", "num_classes"} - set(meta)
     if missing:
         raise DataFileError(f"{path}: safetensors metadata lacks {sorted(missing)}; it was not written by dds")
+    if "mean" not in state or "std" not in state:
+        raise DataFileError(f"{path}: no normalisation tensors 'mean' and 'std'; it was not written by dds")
     model = build_classifier(meta["model"], json.loads(meta["kwargs"]), int(meta["in_chans"]),
                              int(meta["num_classes"]), state["mean"].flatten(), state["std"].flatten())
     try:

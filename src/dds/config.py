@@ -1,6 +1,7 @@
 """Validation of the workflow config against its JSON schema, with errors that name the
 key, the value and what is allowed, and the schema's defaults filled in."""
 
+import copy
 from pathlib import Path
 
 import jsonschema
@@ -19,7 +20,7 @@ def _with_defaults(validator_class):
         if isinstance(instance, dict):
             for name, sub in props.items():
                 if "default" in sub:
-                    instance.setdefault(name, sub["default"])
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))
         yield from check_properties(validator, props, instance, schema)
 
     return jsonschema.validators.extend(validator_class, {"properties": properties})

@@ -10,6 +10,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 from torch import nn
 
 from .io import DataFileError, ImageSet, load_tensors, save_tensors
+from .optim import warmup_cosine
 from .seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,11 @@ def build_scheduler(spec: dict) -> DDPMScheduler:
 def train_ddpm(unet: UNet2DModel, scheduler: DDPMScheduler, train: ImageSet, steps: int, batch_size: int,
                lr: float, seed: int, device) -> dict:
     """The DDPM objective: predict the noise added at a uniformly drawn timestep (MSE)."""
-    torch.manual_seed(derive_seed(seed, "train-denoiser-init"))
+    torch.manual_seed(derive_seed(seed, "train-denoiser"))
     rng = torch.Generator().manual_seed(derive_seed(seed, "train-denoiser-draws"))
     unet.to(device).train()
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.05)
+    schedule = warmup_cosine(optimizer, steps)
     x_all = train.images * 2 - 1
     T = scheduler.config.num_train_timesteps
     start, running = time.perf_counter(), None

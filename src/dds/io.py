@@ -121,7 +121,7 @@ def write_images(path, images: ImageSet, extra: dict | None = None) -> None:
     x = images.images.detach().cpu().to(torch.float32).contiguous()
     if x.ndim != 4:
         raise ValueError(f"images must be [N, C, H, W], got shape {tuple(x.shape)}")
-    flat = x.numpy().astype("<f4", copy=False).reshape(len(x), -1)
+    flat = x.numpy().astype("<f4", copy=False).reshape(len(x), int(np.prod(x.shape[1:])))
     columns = {
         "idx": pa.array(images.idx.cpu().numpy().astype(np.int64)),
         "label": pa.array(images.labels.cpu().numpy().astype(np.int64)),

@@ -35,6 +35,7 @@ def train_classifier(name: str, spec: dict, seed: int, device: str, train_path, 
     train, heldout = read_images(train_path), read_images(eval_path)
     in_chans, num_classes = train.images.shape[1], int(train.labels.max()) + 1
     mean, std = train.images.mean((0, 2, 3)), train.images.std((0, 2, 3))
+    torch.manual_seed(derive_seed(seed, "classifier-init", name))
     model = classifiers.build_classifier(spec["model"], spec["kwargs"], in_chans, num_classes, mean, std)
     metrics = classifiers.train_classifier(model, train, heldout, spec["epochs"], spec["batch_size"], spec["lr"],
                                            spec["weight_decay"], derive_seed(seed, "classifier", name),
@@ -48,6 +49,7 @@ def train_denoiser(name: str, spec: dict, seed: int, device: str, train_path, we
     from . import diffusion
 
     train = read_images(train_path)
+    torch.manual_seed(derive_seed(seed, "denoiser-init", name))
     unet = diffusion.build_unet(train.images.shape[-1], train.images.shape[1], spec)
     scheduler = diffusion.build_scheduler(spec)
     metrics = diffusion.train_ddpm(unet, scheduler, train, spec["steps"], spec["batch_size"], spec["lr"],
