@@ -72,7 +72,8 @@ def render(figure_files, config=None, prov=None):
                ("Comparison", figure_files / "cmp.png", f"caption {EVIL}"),
                ("Examples", figure_files / "ex.png", "Example images")]
     return render_report(made_up_tables(), figures, made_up_resources(),
-                         config or {"classifiers": [EVIL], "seed": 1}, prov or {"git_commit": "abc"}, f"dds {EVIL}")
+                         config or {"classifiers": [EVIL], "seed": 1}, prov or {"git_commit": "abc"}, f"dds {EVIL}",
+                         models=[{"name": EVIL, "kind": "classifier", "metrics": {"heldout_accuracy": 0.98765, "epochs": 8}}])
 
 
 def test_report_escapes_names_config_and_captions(figure_files):
@@ -174,3 +175,9 @@ def test_stage_resources_bad_file(tmp_path, content, message):
         path.write_text(content)
     with pytest.raises(DataFileError, match=rf"bench\.tsv: {message}"):
         stage_resources({"attack": [path]})
+
+
+def test_report_lists_each_models_training_record(figure_files):
+    html = render(figure_files)
+    assert 'id="models"' in html
+    assert "heldout_accuracy: 0.9877; epochs: 8" in html

@@ -111,3 +111,11 @@ def test_lint_and_format_are_clean():
     snakefmt = Path(sys.executable).with_name("snakefmt")
     fmt = subprocess.run([str(snakefmt), "--check", "Snakefile", "workflow"], cwd=REPO, capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_snakemake_report_collects_the_marked_figures(finished_run):
+    result = snakemake(finished_run, "--report", "snakemake-report.html")
+    assert result.returncode == 0, result.stderr[-4000:]
+    html = (finished_run / "snakemake-report.html").read_text()
+    for name in ("accuracy-resnet-pgd-ddpm.png", "comparison.png", "examples.png"):
+        assert name in html

@@ -4,7 +4,7 @@ Kept apart from `stages` so that the torch jobs do not import the plotting stack
 import pandas as pd
 
 from . import figures, layout, report, tables
-from .io import read_images, read_table, write_table, write_text
+from .io import read_images, read_json, read_table, write_table, write_text
 
 
 def accuracy_table(dataset: str, classifier: str, attack_name: str, denoiser: str, epsilons, sigmas, shards,
@@ -58,6 +58,12 @@ def html_report(config: dict, summary_path, benchmarks: dict, out_path, repo_dir
                             "Accuracy against epsilon: one line per sigma after denoising; dashed: no defence."))
     figure_list.append(("Examples", layout.fill(layout.EXAMPLES_FIGURE, dataset=dataset),
                         "Clean images, attacked at the largest epsilon, and denoised at each sigma."))
+    models = [{"name": name, "kind": "classifier", "metrics": read_json(layout.fill(layout.CLASSIFIER_METRICS,
+                                                                                      dataset=dataset, classifier=name))}
+              for name in config["classifiers"]]
+    models += [{"name": name, "kind": "denoiser", "metrics": read_json(layout.fill(layout.DENOISER_METRICS,
+                                                                                    dataset=dataset, denoiser=name))}
+               for name in config["denoisers"]]
     html = report.render_report(df, figure_list, tables.stage_resources(benchmarks), config,
-                                report.provenance(repo_dir), title=f"dds report: {dataset}")
+                                report.provenance(repo_dir), title=f"dds report: {dataset}", models=models)
     report.write_report(html, out_path)

@@ -70,15 +70,26 @@ def write_table(df: pd.DataFrame, path) -> None:
         df.to_parquet(tmp, index=False)
 
 
-def read_table(path, columns=None) -> pd.DataFrame:
+def _read_parquet(path, columns=None) -> pa.Table:
+    """A Parquet file as an Arrow table; a missing file, a corrupt file or an absent column
+    is a DataFileError that names the file."""
     try:
-        return pd.read_parquet(path, columns=columns)
+        if columns is not None:
+            names = pq.read_schema(path).names
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise DataFileError(f"{path}: missing column(s) {missing}; it has {names}")
+        return pq.read_table(path, columns=columns)
     except FileNotFoundError:
         raise DataFileError(f"{path}: file not found") from None
     except (pa.ArrowException, OSError) as err:
         raise DataFileError(
             f"{path}: not a readable Parquet file ({err}); delete it and rerun the rule that makes it"
         ) from None
+
+
+def read_table(path, columns=None) -> pd.DataFrame:
+    return _read_parquet(path, columns).to_pandas()
 
 
 def save_tensors(tensors: dict, path, metadata: dict | None = None) -> None:
@@ -136,14 +147,7 @@ def write_images(path, images: ImageSet, extra: dict | None = None) -> None:
 
 def read_images(path) -> ImageSet:
     """Read an image shard, checking shape, finiteness and range."""
-    try:
-        table = pq.read_table(path, columns=["idx", "label", "image"])
-    except FileNotFoundError:
-        raise DataFileError(f"{path}: file not found") from None
-    except (pa.ArrowException, OSError) as err:
-        raise DataFileError(
-            f"{path}: not a readable Parquet image shard ({err}); delete it and rerun the rule that makes it"
-        ) from None
+    table = _read_parquet(path, ["idx", "label", "image"])
     meta = table.schema.metadata or {}
     if SHAPE_KEY not in meta:
         raise DataFileError(f"{path}: no image shape in the file metadata; it was not written by dds.io.write_images")

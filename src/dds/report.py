@@ -63,6 +63,11 @@ def _number(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def _record(metrics: dict) -> str:
+    """`key: value; ...` with floats to 4 significant digits."""
+    return "; ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in metrics.items())
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("dds", "templates"),
@@ -73,6 +78,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["num"] = _number
     env.filters["g"] = lambda value: f"{value:g}"
+    env.filters["record"] = _record
     return env
 
 
@@ -128,11 +134,13 @@ def render_report(
     config: dict,
     provenance: dict,
     title: str,
+    models: list | None = None,
 ) -> str:
     """The report as one HTML string; every name and value from the run is escaped.
 
     `tables`: accuracy tables (the columns of `dds.tables.accuracy_table`), any number of
-    classifiers; `figures`: (title, PNG path, caption); `resources`: `stage_resources` output.
+    classifiers; `figures`: (title, PNG path, caption); `resources`: `stage_resources` output;
+    `models`: {"name", "kind", "metrics": dict} per trained model.
     """
     require_columns(tables, ACCURACY_COLUMNS, "render_report tables")
     require_columns(resources, RESOURCE_COLUMNS, "render_report resources")
@@ -145,6 +153,7 @@ def render_report(
         resources=resources.to_dict("records"),
         config_yaml=_config_yaml(config),
         provenance=provenance,
+        models=models or [],
     )
 
 

@@ -6,8 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dds.io import DataFileError, read_table
 
@@ -19,27 +17,11 @@ RESOURCE_COLUMNS = ["stage", "jobs", "total_s", "max_s", "peak_rss_mib"]
 MODEL_COLUMNS = ["classifier", "attack", "denoiser"]  # one model setup: one table, one figure
 
 
-def _read_columns(path, columns: list[str], what: str) -> pd.DataFrame:
-    """Read only `columns` (image shards also hold the images), naming any that are absent."""
-    try:
-        names = pq.read_schema(path).names
-    except FileNotFoundError:
-        raise DataFileError(f"{path}: file not found ({what})") from None
-    except (pa.ArrowException, OSError) as err:
-        raise DataFileError(
-            f"{path}: not a readable Parquet file ({err}); delete it and rerun the rule that makes it"
-        ) from None
-    missing = [c for c in columns if c not in names]
-    if missing:
-        raise DataFileError(f"{path}: missing column(s) {missing} ({what}); has {names}")
-    return read_table(path, columns=columns)
-
-
 def _read_shards(paths: Sequence, columns: list[str], what: str) -> pd.DataFrame:
     """Concatenate shards sorted by idx, checking that no image appears twice."""
     if not paths:
         raise ValueError(f"{what}: no shards given")
-    df = pd.concat([_read_columns(p, columns, what) for p in paths], ignore_index=True)
+    df = pd.concat([read_table(p, columns) for p in paths], ignore_index=True)
     duplicated = df["idx"][df["idx"].duplicated()]
     if len(duplicated):
         shards = [str(p) for p in paths]
