@@ -109,7 +109,7 @@ def test_lint_and_format_are_clean():
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr
     snakefmt = Path(sys.executable).with_name("snakefmt")
-    fmt = subprocess.run([str(snakefmt), "--check", "Snakefile", "workflow"], cwd=REPO, capture_output=True, text=True)
+    fmt = subprocess.run([str(snakefmt), "--check", "--diff", "Snakefile", "workflow"], cwd=REPO, capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
@@ -119,3 +119,25 @@ def test_snakemake_report_collects_the_marked_figures(finished_run):
     html = (finished_run / "snakemake-report.html").read_text()
     for name in ("accuracy-resnet-pgd-ddpm.png", "comparison.png", "examples.png"):
         assert name in html
+
+
+def planned_jobs(dry_run_output: str) -> dict:
+    """Job counts from the 'Job stats' table of a dry run."""
+    lines = dry_run_output.split("Job stats:")[1].splitlines()
+    counts = {}
+    for line in lines[3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_adding_a_sigma_plans_only_the_jobs_it_touches(finished_run):
+    (finished_run / "more-sigmas.yaml").write_text("sigmas: [0.25, 0.5, 0.75]\n")
+    result = snakemake(finished_run, "-n", "--configfile", "config.yaml", "more-sigmas.yaml")
+    assert result.returncode == 0, result.stderr[-4000:]
+    jobs = planned_jobs(result.stdout + result.stderr)
+    # 2 epsilons x 2 shards for the new sigma, then the aggregates
+    assert jobs == {"denoise": 4, "classify_denoised": 4, "accuracy_table": 1, "summary": 1, "examples": 1,
+                    "report": 1, "all": 1}

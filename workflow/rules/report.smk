@@ -5,7 +5,8 @@ rule report:
         comparison=layout.COMPARISON_PNG,
         examples=layout.EXAMPLES_FIGURE,
         accuracy=all_outputs(layout.ACCURACY_PNG),
-        metrics=all_outputs(layout.CLASSIFIER_METRICS) + all_outputs(layout.DENOISER_METRICS),
+        metrics=all_outputs(layout.CLASSIFIER_METRICS)
+        + all_outputs(layout.DENOISER_METRICS),
     output:
         layout.REPORT,
     log:
