@@ -16,6 +16,8 @@ include: "workflow/rules/denoisers.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/denoise.smk"
 include: "workflow/rules/classify.smk"
+include: "workflow/rules/certify.smk"
+include: "workflow/rules/blur.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 

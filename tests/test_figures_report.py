@@ -181,3 +181,13 @@ def test_report_lists_each_models_training_record(figure_files):
     html = render(figure_files)
     assert 'id="models"' in html
     assert "heldout_accuracy: 0.9877; epochs: 8" in html
+
+
+def test_report_renders_further_sections_escaped(figure_files):
+    figures = [("Accuracy", figure_files / "acc.png", "c")]
+    section = {"title": "Certification", "caption": f"about {EVIL}",
+               "tables": [{"caption": "resnet", "columns": ["Method", "r=0"], "rows": [["sigma=0.25", "0.950"]]}]}
+    html = render_report(made_up_tables(), figures, made_up_resources(), {}, {}, "t", sections=[section])
+    assert "<h2 id=\"section-1\">Certification</h2>" in html
+    assert "<td class=\"name\">sigma=0.25</td><td>0.950</td>" in html
+    assert "<script" not in html

@@ -1,9 +1,11 @@
 """The stages after classification: accuracy tables, figures, examples and the report.
 Kept apart from `stages` so that the torch jobs do not import the plotting stack."""
 
+import numpy as np
 import pandas as pd
 
-from . import figures, layout, report, tables
+from . import certified as certified_mod
+from . import blur, figures, layout, report, tables
 from .io import read_images, read_json, read_table, write_table, write_text
 
 
@@ -64,6 +66,146 @@ def html_report(config: dict, summary_path, benchmarks: dict, out_path, repo_dir
     models += [{"name": name, "kind": "denoiser", "metrics": read_json(layout.fill(layout.DENOISER_METRICS,
                                                                                     dataset=dataset, denoiser=name))}
                for name in config["denoisers"]]
+    sections = []
+    if config["certify"]["enabled"]:
+        sections.append(_certified_section(config))
+        figure_list += [(f"Certified accuracy: {c}, denoiser {d}",
+                         layout.fill(layout.CERTIFIED_PNG, dataset=dataset, classifier=c, denoiser=d),
+                         "Certified accuracy against L2 radius, one curve per sigma; dashed: multi-scale.")
+                        for c in config["classifiers"] for d in config["denoisers"]]
+    if config["blur"]["enabled"]:
+        sections.append(_blur_section(config))
+        figure_list.append(("Defences compared", layout.fill(layout.DEFENCES_PNG, dataset=dataset),
+                            "Accuracy against epsilon with no defence, diffusion denoising and blur majority."))
     html = report.render_report(df, figure_list, tables.stage_resources(benchmarks), config,
-                                report.provenance(repo_dir), title=f"dds report: {dataset}", models=models)
+                                report.provenance(repo_dir), title=f"dds report: {dataset}", models=models,
+                                sections=sections)
     report.write_report(html, out_path)
+
+
+def certified(dataset: str, classifier: str, denoiser: str, sigmas, shards, adversarial_sets, spec: dict,
+              table_path, tex_path, png_path, svg_path, tsv_paths: dict) -> None:
+    """Certified accuracy of one (classifier, denoiser): per-example TSVs per sigma, the long
+    table (per sigma, multi-scale, adversarial sets), its LaTeX and the certified-accuracy curve.
+    `adversarial_sets`: (attack, epsilon) pairs that were certified as well."""
+    sigmas = [float(s) for s in sigmas]
+
+    def merged(pattern, **values):
+        paths = [layout.fill(pattern, dataset=dataset, classifier=classifier, denoiser=denoiser, shard=s, **values)
+                 for s in shards]
+        return pd.concat([read_table(p) for p in paths], ignore_index=True)
+
+    clean = {s: merged(layout.CERTIFICATES_CLEAN, sigma=s) for s in sigmas}
+    for s in sigmas:
+        certified_mod.write_tsv(clean[s], tsv_paths[s])
+    adversarial = {}
+    for attack, epsilon in adversarial_sets:
+        norms = merged(layout.ADVERSARIAL, attack=attack, epsilon=float(epsilon))[["idx", "l2"]]
+        for s in sigmas:
+            certs = merged(layout.CERTIFICATES_ADVERSARIAL, attack=attack, epsilon=float(epsilon), sigma=s)
+            adversarial[(attack, float(epsilon), s)] = certs.merge(norms, on="idx", how="left", validate="one_to_one")
+    multiscale = (certified_mod.multiscale_examples(clean, spec["alpha"], spec["p0"]) if len(sigmas) > 1 else None)
+    table = certified_mod.certified_table(classifier, denoiser, clean, adversarial, spec["radii"], multiscale)
+    write_table(table, table_path)
+    caption = f"{classifier} on {dataset}: certified accuracy through {denoiser} (alpha={spec['alpha']:g}, n={spec['n']})"
+    write_text(certified_mod.latex_certified(table, caption, f"tab:{dataset}-{classifier}-{denoiser}-certified"),
+               tex_path)
+    top = max(max(float(f["radius"].max()) for f in clean.values()), max(spec["radii"]))
+    grid = np.linspace(0, top * 1.05 or 1.0, 200)
+    curves = {f"sigma={s:g}": (grid, certified_mod.curve(clean[s], grid)) for s in sigmas}
+    if multiscale is not None:
+        curves[certified_mod.MULTISCALE] = (grid, certified_mod.curve(multiscale, grid))
+    figures.certified_figure(curves, f"{classifier}, denoiser {denoiser}", png_path, svg_path)
+
+
+def blur_summary(dataset: str, classifier: str, noise_levels, epsilons: dict, shards, table_path, tex_path) -> None:
+    """The blur-majority table of one classifier: per noise level on the clean set (the
+    blog's table) and per attack epsilon on the adversarial sets."""
+    def merged(pattern, **values):
+        return pd.concat([read_table(layout.fill(pattern, dataset=dataset, classifier=classifier, shard=s, **values))
+                          for s in shards], ignore_index=True)
+
+    frames = [merged(layout.BLUR_CLEAN, noise=float(level)).assign(source="noise", attack="", epsilon=0.0)
+              for level in noise_levels]
+    frames += [merged(layout.BLUR_ADVERSARIAL, attack=attack, epsilon=float(eps)).assign(source="attack", attack=attack,
+                                                                                        epsilon=float(eps))
+               for attack, eps_list in epsilons.items() for eps in eps_list]
+    table = blur.blur_table(pd.concat(frames, ignore_index=True).assign(classifier=classifier))
+    write_table(table, table_path)
+    caption = f"{classifier} on {dataset}: Gaussian-blur majority defence under Gaussian noise"
+    write_text(blur.latex_blur_table(table[table["source"] == "noise"], caption, f"tab:{dataset}-{classifier}-blur"),
+               tex_path)
+
+
+DEFENCE_COLUMNS = ["classifier", "attack", "epsilon", "defence", "accuracy", "reject_rate"]
+
+
+def defences(accuracy_paths, blur_paths, table_path, png_path, svg_path) -> None:
+    """One table and figure comparing, per classifier and attack epsilon: no defence,
+    diffusion denoising at each sigma, single blur, and the blur majority vote."""
+    acc = pd.concat([read_table(p) for p in accuracy_paths], ignore_index=True)
+    attacked = pd.concat([read_table(p) for p in blur_paths], ignore_index=True).query("source == 'attack'")
+    keys = ["classifier", "attack", "epsilon"]
+    several = acc["denoiser"].nunique() > 1
+    parts = [acc.drop_duplicates(keys).assign(defence="none", accuracy=acc["pgd_acc"])]
+    parts += [rows.assign(defence=f"{d + ' ' if several else ''}diffusion sigma={s:g}", accuracy=rows["denoised_acc"])
+              for (d, s), rows in acc.groupby(["denoiser", "sigma"])]
+    parts += [attacked.drop(columns="reject_rate").assign(defence="blur single", accuracy=attacked["acc_ss"]),
+              attacked.assign(defence="blur majority", accuracy=attacked["acc_maj"])]  # keeps its reject_rate
+    table = pd.concat([p.reindex(columns=DEFENCE_COLUMNS) for p in parts], ignore_index=True)
+    table = table.sort_values(keys + ["defence"], ignore_index=True)
+    write_table(table, table_path)
+    figures.defences_figure(table, png_path, svg_path)
+
+
+def _fixed(value) -> str:
+    return "—" if pd.isna(value) else f"{value:.3f}"
+
+
+def _certified_section(config: dict) -> dict:
+    """Per (classifier, denoiser): certified accuracy per method and radius on the clean
+    sample, the best single sigma per radius (its clean accuracy in parentheses), and the
+    adversarial sets' coverage."""
+    dataset, spec = config["dataset"]["name"], config["certify"]
+    out = []
+    for c in config["classifiers"]:
+        for d in config["denoisers"]:
+            table = read_table(layout.fill(layout.CERTIFIED, dataset=dataset, classifier=c, denoiser=d))
+            clean = table[table["source"] == "clean"]
+            radii = sorted(clean["radius"].unique())
+            rows = [[method, *(_fixed(a) for a in g.sort_values("radius")["certified_acc"]),
+                     _fixed(g["smoothed_acc"].iloc[0]), _fixed(g["abstain_rate"].iloc[0])]
+                    for method, g in clean.groupby("method", sort=False)]
+            best = certified_mod.best_over_sigmas(table)
+            rows.append(["best sigma", *(f"{b.certified_acc:.3f} ({b.clean_acc:.3f}, sigma={b.sigma:g})"
+                                         for b in best.itertuples()), "", ""])
+            out.append({"caption": f"{c}, denoiser {d}: certified accuracy on the clean sample",
+                        "columns": ["Method", *(f"r={r:g}" for r in radii), "PREDICT acc.", "abstain"], "rows": rows})
+            attacked = table[(table["source"] == "adversarial") & (table["radius"] == radii[0])]
+            if len(attacked):
+                out.append({"caption": f"{c}, denoiser {d}: certification of adversarial sets",
+                            "columns": ["Attack", "Epsilon", "Method", "certified acc. (r=0)", "radius covers L2"],
+                            "rows": [[r.attack, f"{r.epsilon:g}", r.method, _fixed(r.certified_acc), _fixed(r.covered)]
+                                     for r in attacked.itertuples()]})
+    return {"title": "Certification", "tables": out,
+            "caption": f"CERTIFY of Cohen et al. through the one-shot denoiser: n0={spec['n0']}, n={spec['n']}, "
+                       f"alpha={spec['alpha']:g}, first {spec['num_images']} evaluation images; multi-scale: the "
+                       f"cascade of Jeong and Shin over all sigmas on the same draws (p0={spec['p0']:g})."}
+
+
+def _blur_section(config: dict) -> dict:
+    """The blur-majority tables: per noise level (the blog's table) and per attack epsilon."""
+    dataset, spec = config["dataset"]["name"], config["blur"]
+    out = []
+    for c in config["classifiers"]:
+        table = read_table(layout.fill(layout.BLUR_TABLE, dataset=dataset, classifier=c))
+        out.append({"caption": f"{c}: blur majority under Gaussian noise and under attack",
+                    "columns": ["Source", "Noise level", "Epsilon", "Acc_NS", "Acc_SS", "Acc_DS", "Acc_Maj",
+                                "Reject rate"],
+                    "rows": [[f"{r.source} {r.attack}".strip(), f"{r.noise_level:g}", f"{r.epsilon:g}",
+                              *(_fixed(v) for v in (r.acc_ns, r.acc_ss, r.acc_ds, r.acc_maj, r.reject_rate))]
+                             for r in table.itertuples()]})
+    return {"title": "Gaussian-blur majority", "tables": out,
+            "caption": f"Predictions on the image (NS), blurred once (SS) and twice (DS) with a "
+                       f"{spec['kernel_size']}x{spec['kernel_size']} Gaussian kernel of sigma {spec['sigma']:g}; "
+                       "Acc_Maj is the accuracy of the majority vote among the images it does not reject."}

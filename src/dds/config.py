@@ -62,6 +62,11 @@ def validate(config: dict, schema_path) -> dict:
 
 def _check_consistency(config: dict) -> None:
     """Rules the schema cannot express."""
+    for eps in config["certify"]["epsilons"]:
+        for name, attack in config["attacks"].items():
+            if eps != 0 and eps not in attack["epsilons"]:
+                raise ConfigError(f"config key 'certify.epsilons': {eps} is not among the epsilons of attack "
+                                  f"'{name}' ({attack['epsilons']}); certify only sets the attacks make")
     for name, attack in config["attacks"].items():
         if ("step_size" in attack) == ("step_size_factor" in attack):
             raise ConfigError(

@@ -157,3 +157,45 @@ def examples_figure(rows: list, path_png) -> None:
         axes_row[0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize="small")
     fig.tight_layout()
     _save(fig, path_png)
+
+
+def certified_figure(curves: dict, title: str, path_png, path_svg) -> None:
+    """Certified accuracy against L2 radius: one step curve per method (a sigma, or the
+    multi-scale cascade). `curves`: label -> (radius grid, certified accuracy)."""
+    sns.set_theme(style=_STYLE)
+    fig = _figure((6.0, 4.0))
+    ax = fig.add_subplot()
+    palette = sns.color_palette("viridis", n_colors=max(1, len(curves)))
+    for (label, (grid, acc)), colour in zip(curves.items(), palette):
+        ax.step(grid, acc, where="post", label=label, color="black" if label == "multi-scale" else colour,
+                linestyle="--" if label == "multi-scale" else "-")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("L2 radius")
+    ax.set_ylabel("certified accuracy")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize="small")
+    _save(fig, path_png, path_svg)
+
+
+def defences_figure(table: pd.DataFrame, path_png, path_svg) -> None:
+    """Accuracy against epsilon, one panel per classifier, one line per defence (the blur
+    majority's accuracy is among the images it does not reject)."""
+    require_columns(table, ["classifier", "epsilon", "defence", "accuracy"], "defences_figure")
+    sns.set_theme(style=_STYLE)
+    classifiers = sorted(table["classifier"].unique())
+    defences = sorted(table["defence"].unique(), key=lambda d: (d != "none", d))
+    fig = _figure((4.2 * len(classifiers), 3.8))
+    axes = fig.subplots(1, len(classifiers), squeeze=False, sharey=True)[0]
+    palette = dict(zip(defences, sns.color_palette("tab10", n_colors=len(defences))))
+    for ax, name in zip(axes, classifiers):
+        rows = table[table["classifier"] == name]
+        for defence in defences:
+            line = rows[rows["defence"] == defence].groupby("epsilon")["accuracy"].mean()
+            ax.plot(line.index, line.to_numpy(), marker="o", label=defence, color=palette[defence],
+                    linestyle="--" if defence == "none" else "-")
+        _epsilon_axis(ax, rows["epsilon"])
+        ax.set_title(name)
+        ax.set_ylim(0, 1.02)
+    axes[0].set_ylabel("accuracy")
+    axes[-1].legend(loc="lower left", fontsize="small")
+    _save(fig, path_png, path_svg)

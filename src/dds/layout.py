@@ -22,17 +22,41 @@ ACCURACY_SVG = ROOT + "/figures/accuracy-{classifier}-{attack}-{denoiser}.svg"
 COMPARISON_PNG = ROOT + "/figures/comparison.png"
 COMPARISON_SVG = ROOT + "/figures/comparison.svg"
 EXAMPLES_FIGURE = ROOT + "/figures/examples.png"
+# one clean certification job writes a file per classifier into its folder
+CERTIFY_CLEAN_JOB = ROOT + "/certify-clean/{denoiser}/sigma{sigma}/shard{shard}"
+CERTIFICATES_CLEAN = CERTIFY_CLEAN_JOB + "/{classifier}.parquet"
+CERTIFICATES_ADVERSARIAL = (
+    ROOT + "/certify-adversarial/{classifier}/{attack}/eps{epsilon}/{denoiser}/sigma{sigma}/shard{shard}.parquet"
+)
+CERTIFICATES_TSV = ROOT + "/certify-clean/{denoiser}/sigma{sigma}/{classifier}.tsv"
+CERTIFIED = ROOT + "/tables/certified/{classifier}/{denoiser}.parquet"
+CERTIFIED_TEX = ROOT + "/tables/certified/{classifier}/{denoiser}.tex"
+CERTIFIED_PNG = ROOT + "/figures/certified-{classifier}-{denoiser}.png"
+CERTIFIED_SVG = ROOT + "/figures/certified-{classifier}-{denoiser}.svg"
+BLUR_CLEAN = ROOT + "/blur/{classifier}/noise{noise}/shard{shard}.parquet"
+BLUR_ADVERSARIAL = ROOT + "/blur/{classifier}/{attack}/eps{epsilon}/shard{shard}.parquet"
+BLUR_TABLE = ROOT + "/tables/blur/{classifier}.parquet"
+BLUR_TEX = ROOT + "/tables/blur/{classifier}.tex"
+DEFENCES = ROOT + "/tables/defences.parquet"
+DEFENCES_PNG = ROOT + "/figures/defences.png"
+DEFENCES_SVG = ROOT + "/figures/defences.svg"
 REPORT = ROOT + "/report.html"
+
+
+def _stem(pattern: str) -> str:
+    """The pattern without its file extension (if the last component has one)."""
+    head, _, name = pattern.rpartition("/")
+    return f"{head}/{name.split('.', 1)[0]}"
 
 
 def log(pattern: str) -> str:
     """The log file of the job that writes `pattern`: the same path under logs/."""
-    return "logs/" + pattern.removeprefix("results/").rsplit(".", 1)[0] + ".log"
+    return "logs/" + _stem(pattern).removeprefix("results/") + ".log"
 
 
 def benchmark(pattern: str) -> str:
     """The Snakemake benchmark file (time, peak memory) of the job that writes `pattern`."""
-    return "results/{dataset}/benchmarks/" + pattern.removeprefix(ROOT + "/").rsplit(".", 1)[0] + ".tsv"
+    return "results/{dataset}/benchmarks/" + _stem(pattern).removeprefix(ROOT + "/") + ".tsv"
 
 
 def num(x) -> str:
@@ -43,3 +67,15 @@ def num(x) -> str:
 def fill(pattern: str, **values) -> str:
     """The concrete path for `pattern`, floats (epsilon, sigma) written with num()."""
     return pattern.format(**{k: num(v) if isinstance(v, float) else v for k, v in values.items()})
+
+
+def certify_rows(shard: int, shard_size: int, num_images: int, shard_file: bool) -> list[int]:
+    """Rows [start, stop) of the images to certify in shard `shard`: only the first
+    `num_images` of the evaluation sample are certified. `shard_file`: the input file holds
+    just this shard (an adversarial shard) rather than the whole sample."""
+    offset = shard * shard_size
+    count = min(shard_size, num_images - offset)
+    if count <= 0:
+        raise ValueError(f"shard {shard} holds none of the first {num_images} images (shards of {shard_size})")
+    start = 0 if shard_file else offset
+    return [start, start + count]

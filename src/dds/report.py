@@ -135,12 +135,14 @@ def render_report(
     provenance: dict,
     title: str,
     models: list | None = None,
+    sections: list | None = None,
 ) -> str:
     """The report as one HTML string; every name and value from the run is escaped.
 
     `tables`: accuracy tables (the columns of `dds.tables.accuracy_table`), any number of
     classifiers; `figures`: (title, PNG path, caption); `resources`: `stage_resources` output;
-    `models`: {"name", "kind", "metrics": dict} per trained model.
+    `models`: {"name", "kind", "metrics": dict} per trained model; `sections`: further
+    tables, each {"title", "caption", "tables": [{"caption", "columns", "rows"}]}, cells as text.
     """
     require_columns(tables, ACCURACY_COLUMNS, "render_report tables")
     require_columns(resources, RESOURCE_COLUMNS, "render_report resources")
@@ -154,6 +156,7 @@ def render_report(
         config_yaml=_config_yaml(config),
         provenance=provenance,
         models=models or [],
+        sections=sections or [],
     )
 
 

@@ -109,3 +109,43 @@ def predict(batch_size: int, device: str, images_path, classifier_path, out_path
     log.info("accuracy %.4f on %d images", table["correct"].mean(), len(table))
     write_table(table, out_path)
 
+
+
+def certify(sigma: float, spec: dict, seed: int, device: str, images_path, rows, denoiser_path,
+            classifier_paths: dict, out_paths: dict) -> None:
+    """Certify rows [start, stop) of an image file with every classifier in `classifier_paths`,
+    fused through one denoiser at one sigma; one Parquet of per-example results each."""
+    from . import certify as certification
+    from . import classifiers, diffusion
+    from .denoise import OneShotDenoiser
+
+    dev = resolve_device(device)
+    images = read_images(images_path).subset(*rows)
+    eps_model, alphas_cumprod = diffusion.load_ddpm(denoiser_path, dev)
+    denoiser = OneShotDenoiser(eps_model, alphas_cumprod, sigma)
+    models = {name: classifiers.load_classifier(path, dev) for name, path in classifier_paths.items()}
+    log.info("certifying %d images at sigma=%g with %s: n0=%d, n=%d, alpha=%g", len(images), sigma,
+             ", ".join(models), spec["n0"], spec["n"], spec["alpha"])
+    results = certification.certify_images(denoiser, models, images, spec["n0"], spec["n"], spec["alpha"], seed,
+                                           spec["batch_size"], dev)
+    for name, table in results.items():
+        write_table(table, out_paths[name])
+
+
+def blur(kernel_size: int, blur_sigma: float, noise_level: float, seed: int, batch_size: int, device: str,
+         images_path, classifier_path, out_path) -> None:
+    """The blur-majority defence on an image shard with `noise_level` noise added (0 for none):
+    predictions as is, blurred once and twice, and their majority, with a noise_level column."""
+    from . import blur as blur_defence
+    from . import classifiers
+
+    dev = resolve_device(device)
+    images = blur_defence.add_noise(read_images(images_path), noise_level, seed)
+    model = classifiers.load_classifier(classifier_path, dev)
+    table = blur_defence.blur_predictions(model, images, kernel_size, blur_sigma, batch_size, dev)
+    table["noise_level"] = float(noise_level)
+    summary = blur_defence.blur_table(table).iloc[0]
+    log.info("noise %g: acc NS %.4f SS %.4f DS %.4f majority %.4f, rejected %.4f of %d images", noise_level,
+             summary["acc_ns"], summary["acc_ss"], summary["acc_ds"], summary["acc_maj"], summary["reject_rate"],
+             summary["n"])
+    write_table(table, out_path)

@@ -8,14 +8,22 @@ dds.config.validate(
 )
 
 DATASET = config["dataset"]["name"]
+CLASSIFIERS = list(config["classifiers"])
 SIGMAS = [layout.num(s) for s in config["sigmas"]]
 # the clean set is the attack at epsilon 0, so every table has its clean row
 EPSILONS = {
     name: [layout.num(e) for e in sorted({0.0, *map(float, spec["epsilons"])})]
     for name, spec in config["attacks"].items()
 }
-N_SHARDS = -(-config["dataset"]["eval_size"] // config["dataset"]["shard_size"])
-SHARDS = list(range(N_SHARDS))
+SHARD_SIZE = config["dataset"]["shard_size"]
+SHARDS = list(range(-(-config["dataset"]["eval_size"] // SHARD_SIZE)))
+CERTIFY = config["certify"]
+CERTIFY_IMAGES = min(CERTIFY["num_images"], config["dataset"]["eval_size"])
+CERTIFY_SHARDS = list(range(-(-CERTIFY_IMAGES // SHARD_SIZE)))
+CERTIFY_EPSILONS = [layout.num(e) for e in sorted(map(float, CERTIFY["epsilons"]))]
+ADVERSARIAL_CERTIFIED = [[a, e] for a in config["attacks"] for e in CERTIFY_EPSILONS]
+BLUR = config["blur"]
+NOISE_LEVELS = [layout.num(n) for n in BLUR["noise_levels"]]
 # CPU-only runs declare no GPU, so `--resources gpu=N` does not throttle them
 GPU = 0 if config["device"] == "cpu" else 1
 ENV = "../../envs/dds.yaml"
@@ -23,11 +31,12 @@ ENV = "../../envs/dds.yaml"
 
 wildcard_constraints:
     dataset=DATASET,
-    classifier="|".join(config["classifiers"]),
+    classifier="|".join(CLASSIFIERS),
     denoiser="|".join(config["denoisers"]),
     attack="|".join(config["attacks"]),
     epsilon=r"[0-9]+\.[0-9]+(e-[0-9]+)?",
     sigma=r"[0-9]+\.[0-9]+(e-[0-9]+)?",
+    noise=r"[0-9]+\.[0-9]+(e-[0-9]+)?",
     shard=r"[0-9]+",
 
 
@@ -57,32 +66,109 @@ def get_table_inputs(wildcards):
     }
 
 
-def all_outputs(pattern):
-    """Every concrete path of a pattern, over the axes it names (epsilons depend on the attack)."""
+def certify_rows(wildcards, shard_file):
+    return layout.certify_rows(
+        int(wildcards.shard), SHARD_SIZE, CERTIFY_IMAGES, shard_file
+    )
+
+
+def get_certified_inputs(wildcards):
+    where = dict(
+        dataset=DATASET,
+        classifier=wildcards.classifier,
+        denoiser=wildcards.denoiser,
+        shard=CERTIFY_SHARDS,
+    )
+    inputs = {"clean": expand(layout.CERTIFICATES_CLEAN, sigma=SIGMAS, **where)}
+    if ADVERSARIAL_CERTIFIED:
+        attacks = list(config["attacks"])
+        inputs["adversarial"] = expand(
+            layout.CERTIFICATES_ADVERSARIAL,
+            attack=attacks,
+            epsilon=CERTIFY_EPSILONS,
+            sigma=SIGMAS,
+            **where,
+        )
+        inputs["norms"] = expand(
+            layout.ADVERSARIAL, attack=attacks, epsilon=CERTIFY_EPSILONS, **where
+        )
+    return inputs
+
+
+def get_blur_inputs(wildcards):
+    where = dict(dataset=DATASET, classifier=wildcards.classifier, shard=SHARDS)
+    return {
+        "clean": expand(layout.BLUR_CLEAN, noise=NOISE_LEVELS, **where),
+        "adversarial": [
+            path
+            for attack in config["attacks"]
+            for path in expand(
+                layout.BLUR_ADVERSARIAL,
+                attack=attack,
+                epsilon=EPSILONS[attack],
+                **where,
+            )
+        ],
+    }
+
+
+def all_outputs(pattern, shards=SHARDS, epsilons=None):
+    """Every concrete path of a pattern, over the axes it names (epsilons depend on the
+    attack unless given)."""
     axes = dict(
         dataset=DATASET,
-        classifier=list(config["classifiers"]),
+        classifier=CLASSIFIERS,
         denoiser=list(config["denoisers"]),
         sigma=SIGMAS,
-        shard=SHARDS,
+        noise=NOISE_LEVELS,
+        shard=shards,
     )
     paths = set()
     for attack in config["attacks"]:
-        paths.update(expand(pattern, attack=attack, epsilon=EPSILONS[attack], **axes))
+        eps = EPSILONS[attack] if epsilons is None else epsilons
+        paths.update(expand(pattern, attack=attack, epsilon=eps, **axes))
     return sorted(paths)
 
 
-# the stage of each rule before the report, by the pattern of its main output
+# the stages before the report: the pattern of each job's main output, and its axes
 STAGES = {
-    "sample": layout.MANIFEST,
-    "train_classifier": layout.CLASSIFIER,
-    "train_denoiser": layout.DENOISER,
-    "attack": layout.ADVERSARIAL,
-    "denoise": layout.DENOISED,
-    "classify_undefended": layout.PREDICTIONS_UNDEFENDED,
-    "classify_denoised": layout.PREDICTIONS_DENOISED,
-    "accuracy_table": layout.TABLE,
+    "sample": (layout.MANIFEST, {}),
+    "train_classifier": (layout.CLASSIFIER, {}),
+    "train_denoiser": (layout.DENOISER, {}),
+    "attack": (layout.ADVERSARIAL, {}),
+    "denoise": (layout.DENOISED, {}),
+    "classify_undefended": (layout.PREDICTIONS_UNDEFENDED, {}),
+    "classify_denoised": (layout.PREDICTIONS_DENOISED, {}),
+    "accuracy_table": (layout.TABLE, {}),
 }
+if CERTIFY["enabled"]:
+    STAGES["certify_clean"] = (layout.CERTIFY_CLEAN_JOB, {"shards": CERTIFY_SHARDS})
+    STAGES["certify_adversarial"] = (
+        layout.CERTIFICATES_ADVERSARIAL,
+        {"shards": CERTIFY_SHARDS, "epsilons": CERTIFY_EPSILONS},
+    )
+    STAGES["certified_table"] = (layout.CERTIFIED, {})
+if BLUR["enabled"]:
+    STAGES["blur_noise"] = (layout.BLUR_CLEAN, {})
+    STAGES["blur_adversarial"] = (layout.BLUR_ADVERSARIAL, {})
+    STAGES["blur_table"] = (layout.BLUR_TABLE, {})
+
+
+def get_benchmarks(wildcards):
+    """The benchmark file (time, peak memory) of every job before the report, by stage."""
+    return {
+        stage: all_outputs(layout.benchmark(pattern), **axes)
+        for stage, (pattern, axes) in STAGES.items()
+    }
+
+
+def get_report_tables(wildcards):
+    tables = {}
+    if CERTIFY["enabled"]:
+        tables["certified"] = all_outputs(layout.CERTIFIED)
+    if BLUR["enabled"]:
+        tables["defences"] = layout.fill(layout.DEFENCES, dataset=DATASET)
+    return tables
 
 
 # the examples figure shows the first classifier, attack and denoiser of the config
@@ -94,27 +180,22 @@ FIRST = {
 
 def get_example_inputs(wildcards):
     where = dict(dataset=DATASET, shard=0, **FIRST)
+    largest = float(EPSILONS[FIRST["attack"]][-1])
     return {
         "clean": layout.fill(layout.ADVERSARIAL, epsilon=0.0, **where),
-        "adversarial": layout.fill(
-            layout.ADVERSARIAL, epsilon=float(EPSILONS[FIRST["attack"]][-1]), **where
-        ),
+        "adversarial": layout.fill(layout.ADVERSARIAL, epsilon=largest, **where),
         "denoised": [
-            layout.fill(
-                layout.DENOISED,
-                epsilon=float(EPSILONS[FIRST["attack"]][-1]),
-                sigma=float(s),
-                **where,
-            )
+            layout.fill(layout.DENOISED, epsilon=largest, sigma=float(s), **where)
             for s in SIGMAS
         ],
     }
 
 
-def get_benchmarks(wildcards):
-    """The benchmark file (time, peak memory) of every job before the report, by stage."""
-    return {stage: all_outputs(layout.benchmark(p)) for stage, p in STAGES.items()}
-
-
 def get_final_output():
-    return [layout.fill(layout.REPORT, dataset=DATASET), *all_outputs(layout.TABLE_TEX)]
+    outputs = [layout.fill(layout.REPORT, dataset=DATASET)]
+    outputs += all_outputs(layout.TABLE_TEX)
+    if CERTIFY["enabled"]:
+        outputs += all_outputs(layout.CERTIFIED_TEX)
+    if BLUR["enabled"]:
+        outputs += all_outputs(layout.BLUR_TEX)
+    return outputs

@@ -1,6 +1,7 @@
 rule report:
     input:
         unpack(get_benchmarks),
+        unpack(get_report_tables),
         summary=layout.SUMMARY,
         comparison=layout.COMPARISON_PNG,
         examples=layout.EXAMPLES_FIGURE,
