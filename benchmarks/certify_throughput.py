@@ -5,6 +5,7 @@ classify; nothing shared across classifiers). Same models, same draws, same coun
 
     python benchmarks/certify_throughput.py                      # the demo's trained models
     python benchmarks/certify_throughput.py --random-models      # untrained, same shapes
+    python benchmarks/certify_throughput.py --random-models --unet-channels 128 256 256
 
 Prints draws per second for both and their ratio; run it on an idle machine.
 """
@@ -24,10 +25,10 @@ RESULTS = Path("results/digits")
 NAMES = ("resnet", "cbam-resnet", "vit")
 
 
-def load_models(random_models: bool, device):
+def load_models(random_models: bool, unet_channels, device):
     if random_models:
         torch.manual_seed(0)
-        spec = dict(block_out_channels=[32, 64, 64], layers_per_block=1, attention_levels=[2],
+        spec = dict(block_out_channels=unet_channels, layers_per_block=1, attention_levels=[len(unet_channels) - 1],
                     num_train_timesteps=1000, beta_schedule="linear")
         eps_model = diffusion.DiffusersEps(diffusion.build_unet(16, 1, spec)).to(device).eval()
         alphas_cumprod = diffusion.build_scheduler(spec).alphas_cumprod
@@ -75,10 +76,12 @@ def main():
     parser.add_argument("--sigma", type=float, default=0.25)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--random-models", action="store_true")
+    parser.add_argument("--unet-channels", type=int, nargs="+", default=[32, 64, 64],
+                        help="UNet widths with --random-models (wider: the UNet dominates, as at the paper's sizes)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    eps_model, alphas_cumprod, models = load_models(args.random_models, device)
+    eps_model, alphas_cumprod, models = load_models(args.random_models, args.unet_channels, device)
     denoiser = OneShotDenoiser(eps_model, alphas_cumprod, args.sigma)
     data = load_digits(16)
     images, idx = data.images[: args.images], data.idx[: args.images]
@@ -92,7 +95,8 @@ def main():
         timings[label + " counts"] = counts
     same = all(torch.equal(timings["fused counts"][k], timings["straightforward counts"][k])
                for k in timings["fused counts"])
-    print(f"device {device}, {len(models)} classifiers, {args.images} images x {args.draws} draws, "
+    unet_params = sum(p.numel() for p in eps_model.parameters()) / 1e6
+    print(f"device {device}, UNet {unet_params:.1f}M parameters, {len(models)} classifiers, {args.images} images x {args.draws} draws, "
           f"batch {args.batch_size}, {args.threads} thread(s)")
     for label in ("straightforward", "fused"):
         print(f"{label:>16}: {draws / timings[label]:8.1f} draws/s (each draw classified by all {len(models)})")

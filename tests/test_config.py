@@ -141,7 +141,8 @@ def test_every_problem_is_listed(config):
 GOOD = {
     "largest sigma": set_key(["sigmas"], [10]),
     "integer sigma": set_key(["sigmas"], [1]),
-    "epsilon bounds": set_key(["attacks", "pgd", "epsilons"], [0, 1]),
+    "epsilon bounds": lambda c: (set_key(["attacks", "pgd", "epsilons"], [0, 1])(c),
+                                 set_key(["certify", "epsilons"], [1])(c)),
     "cuda index": set_key(["device"], "cuda:1"),
     "cpu": set_key(["device"], "cpu"),
     "name with digits and dash": add_classifier("res-net-2"),
@@ -155,3 +156,9 @@ GOOD = {
 def test_schema_accepts_valid_variants(config, case):
     GOOD[case](config)
     check(config)
+
+
+def test_certifying_a_set_no_attack_makes_is_refused(config):
+    config["certify"]["epsilons"] = [0.123]
+    with pytest.raises(ConfigError, match=r"certify\.epsilons.*0\.123.*pgd"):
+        check(config)

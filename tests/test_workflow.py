@@ -22,6 +22,8 @@ TINY = {
     "denoisers": {"ddpm": {"block_out_channels": [16, 32], "attention_levels": [1], "steps": 20, "batch_size": 16}},
     "attacks": {"pgd": {"method": "pgd_linf", "epsilons": [0.1], "steps": 2, "step_size_factor": 2.5}},
     "sigmas": [0.25, 0.5],
+    "certify": {"num_images": 30, "n0": 10, "n": 50, "alpha": 0.01, "epsilons": [0.1]},
+    "blur": {"noise_levels": [0.0, 0.25]},
     "report": {"examples": 3},
 }
 
@@ -65,6 +67,35 @@ def test_tables_have_the_papers_columns_and_plausible_values(finished_run):
     pd.testing.assert_frame_equal(summary, table)
 
 
+def test_certificates_in_the_customary_format_and_certified_tables(finished_run):
+    results = finished_run / "results" / "digits"
+    for sigma in ("0.25", "0.5"):
+        tsv = pd.read_csv(results / f"certify-clean/ddpm/sigma{sigma}/resnet.tsv", sep="\t")
+        assert list(tsv.columns) == ["idx", "label", "predict", "radius", "correct", "time"]
+        assert len(tsv) == 30 and set(tsv["correct"]) <= {0, 1}  # 0/1 per row, never a running total
+        assert ((tsv["predict"] == -1) <= (tsv["radius"] == 0)).all()
+    table = pd.read_parquet(results / "tables/certified/resnet/ddpm.parquet")
+    assert set(table["method"]) == {"sigma=0.25", "sigma=0.5", "multi-scale"}
+    clean = table[(table["source"] == "clean") & (table["method"] == "sigma=0.25")].sort_values("radius")
+    assert clean["certified_acc"].is_monotonic_decreasing
+    attacked = table[table["source"] == "adversarial"]
+    assert set(attacked["epsilon"]) == {0.1} and attacked["covered"].between(0, 1).all()
+    assert "\\toprule" in (results / "tables/certified/resnet/ddpm.tex").read_text()
+
+
+def test_blur_majority_and_the_defences_comparison(finished_run):
+    results = finished_run / "results" / "digits"
+    blur = pd.read_parquet(results / "tables/blur/resnet.parquet")
+    noise = blur[blur["source"] == "noise"].sort_values("noise_level")
+    assert list(noise["noise_level"]) == [0.0, 0.25] and noise["n"].eq(40).all()
+    assert set(blur.loc[blur["source"] == "attack", "epsilon"]) == {0.0, 0.1}
+    defences = pd.read_parquet(results / "tables/defences.parquet")
+    assert set(defences["defence"]) == {"none", "diffusion sigma=0.25", "diffusion sigma=0.5", "blur single",
+                                        "blur majority"}
+    html = (results / "report.html").read_text()
+    assert "Certification" in html and "Gaussian-blur majority" in html
+
+
 def test_every_stage_is_sharded_and_timed(finished_run):
     results = finished_run / "results" / "digits"
     assert len(list((results / "adversarial").rglob("shard*.parquet"))) == 4  # 2 epsilons x 2 shards
@@ -72,7 +103,7 @@ def test_every_stage_is_sharded_and_timed(finished_run):
     bench = list((results / "benchmarks").rglob("*.tsv"))
     assert len(bench) >= 1 + 2 + 4 + 8 + 4 + 8 + 1
     html = (results / "report.html").read_text()
-    for stage in ("train_denoiser", "attack", "denoise", "classify_denoised"):
+    for stage in ("train_denoiser", "attack", "denoise", "classify_denoised", "certify_clean", "blur_noise"):
         assert stage in html
 
 
@@ -139,5 +170,7 @@ def test_adding_a_sigma_plans_only_the_jobs_it_touches(finished_run):
     assert result.returncode == 0, result.stderr[-4000:]
     jobs = planned_jobs(result.stdout + result.stderr)
     # 2 epsilons x 2 shards for the new sigma, then the aggregates
+    # and the certification at the new sigma: 2 shards of the clean sample, 2 of the attacked set
     assert jobs == {"denoise": 4, "classify_denoised": 4, "accuracy_table": 1, "summary": 1, "examples": 1,
+                    "certify_clean": 2, "certify_adversarial": 2, "certified_table": 1, "defences": 1,
                     "report": 1, "all": 1}
