@@ -81,6 +81,9 @@ def test_certificates_in_the_customary_format_and_certified_tables(finished_run)
     attacked = table[table["source"] == "adversarial"]
     assert set(attacked["epsilon"]) == {0.1} and attacked["covered"].between(0, 1).all()
     assert "\\toprule" in (results / "tables/certified/resnet/ddpm.tex").read_text()
+    cascade = pd.read_parquet(results / "certify-clean/ddpm/multiscale/resnet.parquet")
+    assert len(cascade) == 30 and cascade["stage"].between(0, 2).all()
+    assert ((cascade["predict"] == -1) <= (cascade["radius"] == 0)).all()
 
 
 def test_blur_majority_and_the_defences_comparison(finished_run):

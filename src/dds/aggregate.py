@@ -84,8 +84,9 @@ def html_report(config: dict, summary_path, benchmarks: dict, out_path, repo_dir
 
 
 def certified(dataset: str, classifier: str, denoiser: str, sigmas, shards, adversarial_sets, spec: dict,
-              table_path, tex_path, png_path, svg_path, tsv_paths: dict) -> None:
-    """Certified accuracy of one (classifier, denoiser): per-example TSVs per sigma, the long
+              table_path, tex_path, png_path, svg_path, tsv_paths: dict, multiscale_path) -> None:
+    """Certified accuracy of one (classifier, denoiser): per-example TSVs per sigma, the
+    multi-scale cascade's per-example results (with the stage where it stopped), the long
     table (per sigma, multi-scale, adversarial sets), its LaTeX and the certified-accuracy curve.
     `adversarial_sets`: (attack, epsilon) pairs that were certified as well."""
     sigmas = [float(s) for s in sigmas]
@@ -104,7 +105,8 @@ def certified(dataset: str, classifier: str, denoiser: str, sigmas, shards, adve
         for s in sigmas:
             certs = merged(layout.CERTIFICATES_ADVERSARIAL, attack=attack, epsilon=float(epsilon), sigma=s)
             adversarial[(attack, float(epsilon), s)] = certs.merge(norms, on="idx", how="left", validate="one_to_one")
-    multiscale = (certified_mod.multiscale_examples(clean, spec["alpha"], spec["p0"]) if len(sigmas) > 1 else None)
+    multiscale = certified_mod.multiscale_examples(clean, spec["alpha"], spec["p0"])
+    write_table(multiscale, multiscale_path)
     table = certified_mod.certified_table(classifier, denoiser, clean, adversarial, spec["radii"], multiscale)
     write_table(table, table_path)
     caption = f"{classifier} on {dataset}: certified accuracy through {denoiser} (alpha={spec['alpha']:g}, n={spec['n']})"
@@ -113,8 +115,7 @@ def certified(dataset: str, classifier: str, denoiser: str, sigmas, shards, adve
     top = max(max(float(f["radius"].max()) for f in clean.values()), max(spec["radii"]))
     grid = np.linspace(0, top * 1.05 or 1.0, 200)
     curves = {f"sigma={s:g}": (grid, certified_mod.curve(clean[s], grid)) for s in sigmas}
-    if multiscale is not None:
-        curves[certified_mod.MULTISCALE] = (grid, certified_mod.curve(multiscale, grid))
+    curves[certified_mod.MULTISCALE] = (grid, certified_mod.curve(multiscale, grid))
     figures.certified_figure(curves, f"{classifier}, denoiser {denoiser}", png_path, svg_path)
 
 

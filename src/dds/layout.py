@@ -29,6 +29,7 @@ CERTIFICATES_ADVERSARIAL = (
     ROOT + "/certify-adversarial/{classifier}/{attack}/eps{epsilon}/{denoiser}/sigma{sigma}/shard{shard}.parquet"
 )
 CERTIFICATES_TSV = ROOT + "/certify-clean/{denoiser}/sigma{sigma}/{classifier}.tsv"
+MULTISCALE_EXAMPLES = ROOT + "/certify-clean/{denoiser}/multiscale/{classifier}.parquet"
 CERTIFIED = ROOT + "/tables/certified/{classifier}/{denoiser}.parquet"
 CERTIFIED_TEX = ROOT + "/tables/certified/{classifier}/{denoiser}.tex"
 CERTIFIED_PNG = ROOT + "/figures/certified-{classifier}-{denoiser}.png"

@@ -65,6 +65,7 @@ rule certified_table:
         ),
         svg=layout.CERTIFIED_SVG,
         tsv=expand(layout.CERTIFICATES_TSV, sigma=SIGMAS, allow_missing=True),
+        multiscale=layout.MULTISCALE_EXAMPLES,
     log:
         layout.log(layout.CERTIFIED),
     benchmark:
