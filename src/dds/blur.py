@@ -5,7 +5,6 @@ experiment, the per-noise-level table and its LaTeX form."""
 
 import logging
 import math
-import re
 
 import numpy as np
 import pandas as pd
@@ -14,7 +13,7 @@ from torch import nn
 
 from .io import ImageSet
 from .seeding import derive_seed
-from .tables import latex_escape, require_columns
+from .tables import latex_booktabs, require_columns
 
 log = logging.getLogger(__name__)
 
@@ -158,20 +157,7 @@ def latex_blur_table(df: pd.DataFrame, caption: str, label: str) -> str:
     if df["noise_level"].duplicated().any():
         raise ValueError(f"latex_blur_table: noise level {df['noise_level'][df['noise_level'].duplicated()].iloc[0]:g} "
                          "appears in more than one row")
-    if not re.fullmatch(r"[A-Za-z0-9:._/-]+", label):
-        raise ValueError(f"latex_blur_table: label {label!r} may use only letters, digits and : . _ / -")
-    lines = [
-        r"\begin{table}[t]",
-        r"\centering",
-        rf"\caption{{{latex_escape(caption)}}}",
-        rf"\label{{{label}}}",
-        r"\begin{tabular}{rrrrrr}",
-        r"\toprule",
-        r"Noise level & Acc\_NS & Acc\_SS & Acc\_DS & Acc\_Maj & Reject rate \\",
-        r"\midrule",
-    ]
-    for row in df.sort_values("noise_level").itertuples(index=False):
-        cells = [f"{row.noise_level:g}", *(_fmt(getattr(row, c)) for c in columns[1:])]
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    body = [" & ".join([f"{row.noise_level:g}", *(_fmt(getattr(row, c)) for c in columns[1:])]) + r" \\"
+            for row in df.sort_values("noise_level").itertuples(index=False)]
+    return latex_booktabs(caption, label, "rrrrrr",
+                          r"Noise level & Acc\_NS & Acc\_SS & Acc\_DS & Acc\_Maj & Reject rate", body)

@@ -7,7 +7,7 @@ import pandas as pd
 
 from . import smoothing
 from .io import atomic_path
-from .tables import latex_escape
+from .tables import latex_booktabs, latex_escape
 
 TSV_COLUMNS = ["idx", "label", "predict", "radius", "correct", "time"]
 CERTIFIED_COLUMNS = ["classifier", "denoiser", "source", "attack", "epsilon", "method", "sigma", "radius",
@@ -92,19 +92,16 @@ def latex_certified(table: pd.DataFrame, caption: str, label: str) -> str:
     per radius, then the best over sigmas with its clean accuracy in parentheses."""
     clean = table[table["source"] == "clean"]
     radii = sorted(clean["radius"].unique())
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(caption)}}}", rf"\label{{{label}}}",
-             r"\begin{tabular}{l" + "r" * len(radii) + "}", r"\toprule",
-             "Method & " + " & ".join(f"$r={r:g}$" for r in radii) + r" \\", r"\midrule"]
+    body = []
     for method, rows in clean.groupby("method", sort=False):
         acc = rows.set_index("radius")["certified_acc"]
-        lines.append(latex_escape(method) + " & " + " & ".join(f"{acc[r]:.3f}" for r in radii) + r" \\")
+        body.append(latex_escape(method) + " & " + " & ".join(f"{acc[r]:.3f}" for r in radii) + r" \\")
     best = best_over_sigmas(table).set_index("radius")
     if len(best):
-        lines.append(r"\midrule")
-        lines.append("best $\\sigma$ & " + " & ".join(
-            f"{best.loc[r, 'certified_acc']:.3f} ({best.loc[r, 'clean_acc']:.3f})" for r in radii) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+        body += [r"\midrule", "best $\\sigma$ & " + " & ".join(
+            f"{best.loc[r, 'certified_acc']:.3f} ({best.loc[r, 'clean_acc']:.3f})" for r in radii) + r" \\"]
+    return latex_booktabs(caption, label, "l" + "r" * len(radii),
+                          "Method & " + " & ".join(f"$r={r:g}$" for r in radii), body)
 
 
 def curve(examples: pd.DataFrame, grid) -> np.ndarray:

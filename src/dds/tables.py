@@ -126,6 +126,17 @@ def require_columns(df: pd.DataFrame, columns: list[str], what: str) -> None:
         raise ValueError(f"{what}: missing column(s) {missing}; has {list(df.columns)}")
 
 
+def latex_booktabs(caption: str, label: str, columns: str, header: str, body: list[str]) -> str:
+    """A complete booktabs `table` float: escaped caption, checked label, the tabular with
+    column spec `columns`, a `header` row and the `body` lines (rows, rules, spacing)."""
+    if not re.fullmatch(r"[A-Za-z0-9:._/-]+", label):
+        raise ValueError(f"LaTeX label {label!r} may use only letters, digits and : . _ / -")
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(caption)}}}", rf"\label{{{label}}}",
+             rf"\begin{{tabular}}{{{columns}}}", r"\toprule", header + r" \\", r"\midrule", *body,
+             r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
 def latex_table(df: pd.DataFrame, caption: str, label: str) -> str:
     """A booktabs `table` in the layout of the Safeguarding Attention paper's appendix tables."""
     require_columns(df, ["sigma", "epsilon", "clean_acc", "pgd_acc", "denoised_acc"], "latex_table")
@@ -134,28 +145,15 @@ def latex_table(df: pd.DataFrame, caption: str, label: str) -> str:
     if models > 1:
         # The layout has no classifier column, so two models in one table would be ambiguous.
         raise ValueError(f"latex_table: one (classifier, attack, denoiser) per table, got {models}")
-    if not re.fullmatch(r"[A-Za-z0-9:._/-]+", label):
-        raise ValueError(f"latex_table: label {label!r} may use only letters, digits and : . _ / -")
-    lines = [
-        r"\begin{table}[t]",
-        r"\centering",
-        rf"\caption{{{latex_escape(caption)}}}",
-        rf"\label{{{label}}}",
-        r"\begin{tabular}{rrrrr}",
-        r"\toprule",
-        r"Sigma & Epsilon & Clean Acc. & PGD Acc. & Denoised Acc. \\",
-        r"\midrule",
-    ]
-    previous_sigma = None
+    body, previous_sigma = [], None
     for row in df.sort_values(["sigma", "epsilon"]).itertuples(index=False):
         if previous_sigma is not None and row.sigma != previous_sigma:
-            lines.append(r"\addlinespace")  # visual break between sigma blocks
+            body.append(r"\addlinespace")  # visual break between sigma blocks
         previous_sigma = row.sigma
-        lines.append(
+        body.append(
             f"{row.sigma:g} & {row.epsilon:g} & {row.clean_acc:.3f} & {row.pgd_acc:.3f} & {row.denoised_acc:.3f} \\\\"
         )
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    return latex_booktabs(caption, label, "rrrrr", "Sigma & Epsilon & Clean Acc. & PGD Acc. & Denoised Acc.", body)
 
 
 def _read_benchmark(path) -> pd.DataFrame:
