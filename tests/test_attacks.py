@@ -1,15 +1,17 @@
-"""PGD L-inf through dds.attacks (DESIGN.md 1.6) on a small random classifier."""
+"""The attacks of dds.attacks (DESIGN.md 1.6): PGD L-inf in detail on a small random
+classifier, and every registered attack's guarantees on a small trained one."""
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from dds.attacks import attack, attack_seed, perturbation_norms, reach, step_size
+from dds.attacks import ATTACKS, attack, attack_seed, perturbation_norms
+from dds.budget import NORMS, budget_warnings, reach, step_size
 from dds.classifiers import build_classifier
 
 ABSOLUTE = {"method": "pgd_linf", "steps": 5, "step_size": 2 / 255}
-RELATIVE = {"method": "pgd_linf", "steps": 5, "step_size_factor": 2.5}
+RELATIVE = {"method": "pgd_linf", "steps": 5, "step_size": 2.5, "step_mode": "relative"}
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +86,7 @@ def test_step_modes_agree(model, batch):
     x, y = batch
     eps = 0.05
     absolute = {"method": "pgd_linf", "steps": 5, "step_size": 0.02}
-    relative = {"method": "pgd_linf", "steps": 5, "step_size_factor": 2.0}
+    relative = {"method": "pgd_linf", "steps": 5, "step_size": 2.0, "step_mode": "relative"}
     assert step_size(absolute, eps) == step_size(relative, eps) == 0.02
     assert torch.equal(run(model, absolute, eps, x, y), run(model, relative, eps, x, y))
 
@@ -93,7 +95,7 @@ def test_step_modes_agree(model, batch):
     (ABSOLUTE, 0.1, 2 / 255, 10 / 255),
     (ABSOLUTE, 0.02, 2 / 255, 0.02),
     (RELATIVE, 0.1, 0.05, 0.1),
-    ({"method": "pgd_linf", "steps": 4, "step_size_factor": 0.5}, 0.2, 0.025, 0.1),
+    ({"method": "pgd_linf", "steps": 4, "step_size": 0.5, "step_mode": "relative"}, 0.2, 0.025, 0.1),
     ({"method": "pgd_linf", "steps": 10, "step_size": 0.001}, 0.5, 0.001, 0.01),
 ])
 def test_step_size_and_reach(spec, eps, expected_step, expected_reach):
@@ -116,8 +118,8 @@ def test_random_start_reproducible(model, batch):
 
 def test_unknown_method_raises(model, batch):
     x, y = batch
-    with pytest.raises(ValueError, match="fgsm"):
-        run(model, {"method": "fgsm", "steps": 1, "step_size": 0.1}, 0.1, x, y)
+    with pytest.raises(ValueError, match="cw_l2.*fgsm"):
+        run(model, {"method": "cw_l2"}, 0.1, x, y)
 
 
 def test_perturbation_norms_match_direct_computation():
@@ -149,3 +151,53 @@ def test_attack_seed_depends_on_every_part():
               attack_seed(0, "resnet", "pgd2", 0.1, 0), attack_seed(0, "resnet", "pgd", 0.2, 0),
               attack_seed(0, "resnet", "pgd", 0.1, 1)}
     assert base not in others and len(others) == 5
+
+
+SPECS = {
+    "pgd_linf": {"method": "pgd_linf", "steps": 5, "step_size": 2.5, "step_mode": "relative"},
+    "pgd_l2": {"method": "pgd_l2", "steps": 5, "step_size": 2.5, "step_mode": "relative"},
+    "fgsm": {"method": "fgsm"},
+    "autoattack_linf": {"method": "autoattack_linf"},
+    "autoattack_l2": {"method": "autoattack_l2"},
+}
+EPSILON = {"linf": 0.15, "l2": 1.0}
+
+
+def test_every_method_has_a_norm_and_a_test():
+    assert set(ATTACKS) == set(NORMS) == set(SPECS)
+
+
+@pytest.fixture(scope="module")
+def trained(digits8):
+    from dds.classifiers import train_classifier
+
+    torch.manual_seed(0)
+    net = build_classifier("resnet18", {}, 1, 10, [0.3], [0.3])
+    train_classifier(net, digits8.subset(100, 900), digits8.subset(0, 100), epochs=3, batch_size=64, lr=2e-3,
+                     weight_decay=0.0, seed=0, device="cpu")
+    return net.eval()
+
+
+@pytest.mark.parametrize("method", sorted(SPECS))
+def test_every_attack_keeps_its_bound_and_box_and_hurts(trained, batch, method):
+    x, y = batch
+    eps = EPSILON[NORMS[method]]
+    adv = run(trained, SPECS[method], eps, x, y)
+    linf, l2 = perturbation_norms(x, adv)
+    size = linf if NORMS[method] == "linf" else l2
+    assert (size <= eps + 1e-5).all()
+    assert adv.min() >= 0 and adv.max() <= 1
+    assert not trained.training
+    with torch.no_grad():
+        clean_correct = (trained(x).argmax(1) == y).sum()
+        adv_correct = (trained(adv).argmax(1) == y).sum()
+    assert clean_correct >= 6 and adv_correct < clean_correct
+    assert torch.equal(run(trained, SPECS[method], 0.0, x, y), x)  # epsilon 0: the clean set
+
+
+def test_budget_warnings_name_the_unreachable_epsilons():
+    paper = {"method": "pgd_linf", "epsilons": [0.02, 0.05, 0.1], "steps": 5, "step_size": 2 / 255}
+    relative = {"method": "pgd_linf", "epsilons": [0.5], "steps": 5, "step_size": 2.5, "step_mode": "relative"}
+    lines = budget_warnings({"paper": paper, "ours": relative, "fgsm": {"method": "fgsm", "epsilons": [0.3]}})
+    assert len(lines) == 2 and all("'paper'" in line for line in lines)
+    assert "0.039216" in lines[0] and "epsilon 0.05" in lines[0] and "epsilon 0.1" in lines[1]

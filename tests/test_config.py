@@ -80,10 +80,6 @@ def add_classifier(name):
     return set_key(["classifiers", name], {"model": "resnet18"})
 
 
-def both_steps(c):
-    c["attacks"]["pgd"]["step_size"] = 2 / 255  # step_size_factor is already there
-
-
 BAD = {
     "unknown top-level key": (set_key(["colour"], "blue"), ["colour"]),
     "unknown nested key": (set_key(["classifiers", "resnet", "epoch"], 3), ["classifiers.resnet", "epoch"]),
@@ -94,7 +90,7 @@ BAD = {
     "sigma string": (set_key(["sigmas"], ["0.5"]), ["'sigmas[0]'"]),
     "duplicate sigmas": (set_key(["sigmas"], [0.25, 0.5, 0.25]), ["'sigmas'", "non-unique"]),
     "empty sigmas": (set_key(["sigmas"], []), ["'sigmas'"]),
-    "epsilon above 1": (set_key(["attacks", "pgd", "epsilons"], [0.1, 1.5]), ["'attacks.pgd.epsilons[1]'"]),
+    "epsilon above 1": (set_key(["attacks", "pgd", "epsilons"], [0.1, 1.5]), ["'attacks.pgd'", "1.5", "above 1"]),
     "negative epsilon": (set_key(["attacks", "pgd", "epsilons"], [-0.1]), ["'attacks.pgd.epsilons[0]'"]),
     "duplicate epsilons": (set_key(["attacks", "pgd", "epsilons"], [0.1, 0.1]), ["'attacks.pgd.epsilons'"]),
     "seed string": (set_key(["seed"], "zero"), ["'seed'", "integer"]),
@@ -115,8 +111,11 @@ BAD = {
     "device with space": (set_key(["device"], "cuda "), ["'device'"]),
     "unknown beta schedule": (set_key(["denoisers", "ddpm", "beta_schedule"], "cosine"),
                               ["'denoisers.ddpm.beta_schedule'", "squaredcos_cap_v2"]),
-    "both step modes": (both_steps, ["attacks.pgd", "step_size", "step_size_factor"]),
-    "neither step mode": (delete_key(["attacks", "pgd", "step_size_factor"]), ["attacks.pgd", "exactly one"]),
+    "unknown step mode": (set_key(["attacks", "pgd", "step_mode"], "fraction"), ["'attacks.pgd.step_mode'",
+                                                                                  "'relative'"]),
+    "PGD without step size": (delete_key(["attacks", "pgd", "step_size"]), ["attacks.pgd", "'step_size'"]),
+    "PGD without steps": (delete_key(["attacks", "pgd", "steps"]), ["attacks.pgd", "'steps'"]),
+    "steps given to FGSM": (set_key(["attacks", "pgd", "method"], "fgsm"), ["attacks.pgd", "only apply to PGD"]),
 }
 
 
@@ -146,8 +145,10 @@ GOOD = {
     "cuda index": set_key(["device"], "cuda:1"),
     "cpu": set_key(["device"], "cpu"),
     "name with digits and dash": add_classifier("res-net-2"),
-    "absolute step": lambda c: c["attacks"]["pgd"].update(step_size=2 / 255) or c["attacks"]["pgd"].pop(
-        "step_size_factor"),
+    "absolute step": lambda c: c["attacks"]["pgd"].update(step_size=2 / 255, step_mode="absolute"),
+    "L2 epsilon above 1": lambda c: c["attacks"]["pgd"].update(method="pgd_l2", epsilons=[0.02, 2.0]),
+    "FGSM without steps": lambda c: c.update(attacks={"fgsm": {"method": "fgsm", "epsilons": [0.02]}}),
+    "AutoAttack": lambda c: c.update(attacks={"aa": {"method": "autoattack_linf", "epsilons": [0.02]}}),
     "cosine schedule": set_key(["denoisers", "ddpm", "beta_schedule"], "squaredcos_cap_v2"),
 }
 

@@ -24,7 +24,7 @@ def made_up_tables(classifiers=("resnet50", EVIL), sigmas=(0.25, 0.5), epsilons=
                 rows.append({
                     "classifier": classifier, "attack": "pgd", "denoiser": "ddpm", "sigma": sigma, "epsilon": eps,
                     "clean_acc": 0.85 - 0.02 * c, "pgd_acc": max(0.0, 0.85 - 12 * eps),
-                    "denoised_acc": 0.8 - sigma / 4 - eps, "linf_max": eps, "l2_mean": 20 * eps, "n": 64,
+                    "denoised_acc": 0.8 - sigma / 4 - eps, "linf_max": eps, "l2_max": 30 * eps, "l2_mean": 20 * eps, "n": 64,
                 })
     return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
 
@@ -82,7 +82,7 @@ def test_report_escapes_names_config_and_captions(figure_files):
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
     assert f"<title>dds {escaped}</title>" in html
     assert f"<caption>{escaped} &mdash; attack pgd, denoiser ddpm</caption>" in html  # accuracy table
-    assert f"<caption>{escaped} &mdash; attack pgd</caption>" in html  # norms table
+    assert f"<caption>{escaped} &mdash; attack pgd (L&infin;)</caption>" in html  # norms table
     assert f"- {escaped}" in html  # config YAML
     assert f'<td class="name">{escaped}</td>' in html  # resources
     assert f"caption {escaped}" in html
@@ -102,7 +102,7 @@ def test_report_tables_content(figure_files):
     assert html.count('<table class="accuracy">') == 2
     assert html.count('<table class="norms">') == 2
     assert "<td>0.25</td><td>0.01</td><td>0.850</td>" in html
-    assert "<td>0.05</td><td>0.05000</td><td>1.0000</td><td>64</td>" in html
+    assert "<td>0.05</td><td>0.05000</td><td>1.5000</td><td>1.0000</td><td>64</td>" in html
     assert "<td>120.5</td>" in html and "<td>2048.0</td>" in html
     assert "<td>—</td>" in html  # NaN peak memory shown as a dash
 
@@ -112,6 +112,14 @@ def test_report_flags_norm_above_epsilon(figure_files):
     tables.loc[tables["epsilon"] == 0.05, "linf_max"] = 0.06
     html = render_report(tables, [], made_up_resources(), {}, {}, "t")
     assert html.count('<span class="bad">no</span>') == 2  # one per classifier
+
+
+def test_report_checks_l2_attacks_in_l2(figure_files):
+    tables = made_up_tables()  # l2_max = 30 * epsilon: far outside an L2 ball of radius epsilon
+    config = {"attacks": {"pgd": {"method": "pgd_l2"}}}
+    html = render_report(tables, [], made_up_resources(), config, {}, "t")
+    assert "attack pgd (L2)" in html
+    assert html.count('<span class="bad">no</span>') == 2 * (tables["epsilon"].nunique() - 1)
 
 
 def test_report_missing_figure_and_columns(figure_files, tmp_path):

@@ -28,7 +28,7 @@ def made_up_tables():
     rows = [
         {"classifier": classifier, "attack": "pgd", "denoiser": "ddpm", "sigma": sigma, "epsilon": eps,
          "clean_acc": 0.85, "pgd_acc": max(0.0, 0.85 - 20 * eps), "denoised_acc": 0.8 - sigma / 4 - eps,
-         "linf_max": eps, "l2_mean": 20 * eps, "n": 32}
+         "linf_max": eps, "l2_max": 30 * eps, "l2_mean": 20 * eps, "n": 32}
         for classifier in CLASSIFIERS for sigma in SIGMAS for eps in EPSILONS
     ]
     return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
@@ -100,7 +100,7 @@ def test_tables_hold_expected_cells(page):
         assert table["rows"] == expected
     for table in norms:
         assert [r[0] for r in table["rows"]] == ["0", "0.005", "0.03"]
-        assert ["0.03", "0.03000", "0.6000", "32", "yes"] in table["rows"]
+        assert ["0.03", "0.03000", "0.9000", "0.6000", "32", "yes"] in table["rows"]
     resources = next(t for t in tables if t["cls"] == "resources")
     assert resources["rows"] == [["attack", "2", "12.5", "7.0", "812.0"]]
     provenance_rows = dict(next(t for t in tables if t["cls"] == "provenance")["rows"])

@@ -65,6 +65,7 @@ def test_accuracy_table_hand_computed(shards):
     assert df["denoised_acc"].tolist() == [1.0, 0.75, 0.25]
     assert df["linf_max"].tolist() == [0.0, 0.1, 0.1]  # no attack at epsilon 0
     assert df["l2_mean"].tolist() == [0.0, 2.5, 2.5]
+    assert df["l2_max"].tolist() == [0.0, 4.0, 4.0]
     assert df["n"].tolist() == [4, 4, 4]
 
 

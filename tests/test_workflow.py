@@ -20,7 +20,8 @@ TINY = {
     "dataset": {"name": "digits", "image_size": 16, "eval_size": 40, "shard_size": 20},
     "classifiers": {"resnet": {"model": "resnet18", "epochs": 2}},
     "denoisers": {"ddpm": {"block_out_channels": [16, 32], "attention_levels": [1], "steps": 20, "batch_size": 16}},
-    "attacks": {"pgd": {"method": "pgd_linf", "epsilons": [0.1], "steps": 2, "step_size_factor": 2.5}},
+    "attacks": {"pgd": {"method": "pgd_linf", "epsilons": [0.1], "steps": 2, "step_size": 2.5,
+                        "step_mode": "relative"}},
     "sigmas": [0.25, 0.5],
     "certify": {"num_images": 30, "n0": 10, "n": 50, "alpha": 0.01, "epsilons": [0.1]},
     "blur": {"noise_levels": [0.0, 0.25]},
@@ -177,3 +178,14 @@ def test_adding_a_sigma_plans_only_the_jobs_it_touches(finished_run):
     assert jobs == {"denoise": 4, "classify_denoised": 4, "accuracy_table": 1, "summary": 1, "examples": 1,
                     "certify_clean": 2, "certify_adversarial": 2, "certified_table": 1, "defences": 1,
                     "report": 1, "all": 1}
+
+
+def test_unreachable_epsilons_are_warned_before_any_job(finished_run):
+    (finished_run / "paper-step.yaml").write_text(
+        "attacks:\n  pgd:\n    method: pgd_linf\n    epsilons: [0.1]\n    steps: 5\n"
+        "    step_size: 0.00784313725490196\n    step_mode: absolute\n")
+    result = snakemake(finished_run, "-n", "--configfile", "config.yaml", "paper-step.yaml")
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = result.stdout + result.stderr
+    assert "attack 'pgd' (pgd_linf): 5 steps of 0.0078431 reach at most 0.039216 < epsilon 0.1" in out
+    assert out.index("reach at most") < out.index("Job stats")

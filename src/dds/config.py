@@ -7,6 +7,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .budget import ITERATIVE, NORMS
+
 
 class ConfigError(ValueError):
     """The config has a value that dds cannot run with."""
@@ -62,14 +64,22 @@ def validate(config: dict, schema_path) -> dict:
 
 def _check_consistency(config: dict) -> None:
     """Rules the schema cannot express."""
+    for name, attack in config["attacks"].items():
+        key = f"config key 'attacks.{name}'"
+        if NORMS[attack["method"]] == "linf" and max(attack["epsilons"]) > 1:
+            raise ConfigError(f"{key}: epsilon {max(attack['epsilons'])} is above 1, the whole [0,1] pixel range of "
+                              f"the L-inf attack {attack['method']}")
+        if attack["method"] not in ITERATIVE:
+            given = sorted({"steps", "step_size"} & set(attack))
+            given += ["random_start"] if attack["random_start"] else []
+            if given:
+                raise ConfigError(f"{key}: {given} only apply to PGD (pgd_linf, pgd_l2), not to {attack['method']}")
+            continue
+        if "steps" not in attack or "step_size" not in attack:
+            raise ConfigError(f"{key}: PGD needs 'steps' (iterations) and 'step_size' (with step_mode absolute, "
+                              "the step, e.g. 0.00784 = 2/255; with step_mode relative, step = step_size * epsilon / steps)")
     for eps in config["certify"]["epsilons"]:
         for name, attack in config["attacks"].items():
             if eps != 0 and eps not in attack["epsilons"]:
                 raise ConfigError(f"config key 'certify.epsilons': {eps} is not among the epsilons of attack "
                                   f"'{name}' ({attack['epsilons']}); certify only sets the attacks make")
-    for name, attack in config["attacks"].items():
-        if ("step_size" in attack) == ("step_size_factor" in attack):
-            raise ConfigError(
-                f"config key 'attacks.{name}': give exactly one of 'step_size' (absolute, e.g. 0.00784 = 2/255) "
-                "or 'step_size_factor' (step = factor * epsilon / steps)"
-            )

@@ -14,6 +14,7 @@ import jinja2
 import pandas as pd
 import yaml
 
+from dds.budget import NORMS
 from dds.io import DataFileError, write_text
 from dds.tables import ACCURACY_COLUMNS, MODEL_COLUMNS, RESOURCE_COLUMNS, require_columns
 
@@ -94,16 +95,18 @@ def _accuracy_sections(tables: pd.DataFrame) -> list[dict]:
     return sections
 
 
-def _norm_sections(tables: pd.DataFrame) -> list[dict]:
-    """The measured norms depend on (classifier, attack, epsilon) only, not on the denoiser."""
+def _norm_sections(tables: pd.DataFrame, attack_norms: dict) -> list[dict]:
+    """The measured norms depend on (classifier, attack, epsilon) only, not on the denoiser.
+    `attack_norms`: attack name -> 'linf' or 'l2', the norm its epsilon bounds (default linf)."""
     sections = []
     for (classifier, attack), rows in tables.groupby(["classifier", "attack"], sort=True):
+        norm = attack_norms.get(attack, "linf")
         rows = rows.drop_duplicates("epsilon").sort_values("epsilon")
         records = [
-            {**r, "within": r["linf_max"] <= r["epsilon"] + _LINF_TOLERANCE}
-            for r in rows[["epsilon", "linf_max", "l2_mean", "n"]].to_dict("records")
+            {**r, "within": r[f"{norm}_max"] <= r["epsilon"] + _LINF_TOLERANCE}
+            for r in rows[["epsilon", "linf_max", "l2_max", "l2_mean", "n"]].to_dict("records")
         ]
-        sections.append({"classifier": classifier, "attack": attack, "rows": records})
+        sections.append({"classifier": classifier, "attack": attack, "norm": norm, "rows": records})
     return sections
 
 
@@ -150,7 +153,8 @@ def render_report(
     return template.render(
         title=title,
         accuracy=_accuracy_sections(tables),
-        norms=_norm_sections(tables),
+        norms=_norm_sections(tables, {name: NORMS.get(spec.get("method"), "linf")
+                                      for name, spec in config.get("attacks", {}).items()}),
         figures=_embed_figures(figures),
         resources=resources.to_dict("records"),
         config_yaml=_config_yaml(config),

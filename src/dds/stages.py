@@ -69,6 +69,7 @@ def shard_of(images: ImageSet, shard: int, shard_size: int) -> ImageSet:
 def attack(spec: dict, attack_name: str, classifier_name: str, epsilon: float, shard: int, shard_size: int,
            seed: int, batch_size: int, device: str, eval_path, classifier_path, out_path) -> None:
     from . import attacks, classifiers
+    from .budget import reach
 
     dev = resolve_device(device)
     clean = shard_of(read_images(eval_path), shard, shard_size)
@@ -77,7 +78,7 @@ def attack(spec: dict, attack_name: str, classifier_name: str, epsilon: float, s
                          attacks.attack_seed(seed, classifier_name, attack_name, epsilon, shard), dev)
     linf, l2 = attacks.perturbation_norms(clean.images, adv)
     log.info("%s eps=%g on %s shard %d: max Linf %.5f (reach %.5f), mean L2 %.4f", attack_name, epsilon,
-             classifier_name, shard, linf.max().item(), attacks.reach(spec, epsilon), l2.mean().item())
+             classifier_name, shard, linf.max().item(), reach(spec, epsilon), l2.mean().item())
     write_images(out_path, ImageSet(clean.idx, clean.labels, adv), {"linf": linf.numpy(), "l2": l2.numpy()})
 
 

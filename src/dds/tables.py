@@ -11,7 +11,7 @@ from dds.io import DataFileError, read_table
 
 ACCURACY_COLUMNS = [
     "classifier", "attack", "denoiser", "sigma", "epsilon",
-    "clean_acc", "pgd_acc", "denoised_acc", "linf_max", "l2_mean", "n",
+    "clean_acc", "pgd_acc", "denoised_acc", "linf_max", "l2_max", "l2_mean", "n",
 ]
 RESOURCE_COLUMNS = ["stage", "jobs", "total_s", "max_s", "peak_rss_mib"]
 MODEL_COLUMNS = ["classifier", "attack", "denoiser"]  # one model setup: one table, one figure
@@ -52,15 +52,15 @@ def _accuracy(paths, clean: pd.DataFrame | None, what: str) -> float:
 
 
 def _norms(adversarial: dict, eps: float, clean: pd.DataFrame) -> tuple[float, float]:
-    """(max linf, mean l2) of the measured perturbations at `eps`."""
+    """(max linf, max l2, mean l2) of the measured perturbations at `eps`."""
     if eps not in adversarial:
         if eps == 0.0:
-            return 0.0, 0.0  # the clean set is unperturbed by definition
+            return 0.0, 0.0, 0.0  # the clean set is unperturbed by definition
         raise ValueError(f"adversarial image shards at epsilon {eps} missing (have {sorted(adversarial)})")
     what = f"adversarial images at epsilon {eps}"
     shards = _read_shards(adversarial[eps], ["idx", "label", "linf", "l2"], what)
     _check_same_images(clean, shards, what)
-    return float(shards["linf"].max()), float(shards["l2"].mean())
+    return float(shards["linf"].max()), float(shards["l2"].max()), float(shards["l2"].mean())
 
 
 def accuracy_table(
@@ -87,7 +87,7 @@ def accuracy_table(
     if clean.empty:
         raise ValueError(f"{classifier}: the clean prediction shards hold no images")
     clean_acc = float(clean["correct"].mean())
-    per_eps = {}  # eps -> (pgd_acc, linf_max, l2_mean); shared by every sigma
+    per_eps = {}  # eps -> (pgd_acc, linf_max, l2_max, l2_mean); shared by every sigma
     rows = []
     for sigma, eps in sorted(denoised):
         if eps not in per_eps:
@@ -96,14 +96,14 @@ def accuracy_table(
                 raise ValueError(f"{classifier}: undefended predictions at epsilon {eps} missing (have {have})")
             pgd_acc = _accuracy(undefended[eps], clean, f"{classifier} predictions at epsilon {eps}")
             per_eps[eps] = (pgd_acc, *_norms(adversarial, eps, clean))
-        pgd_acc, linf_max, l2_mean = per_eps[eps]
+        pgd_acc, linf_max, l2_max, l2_mean = per_eps[eps]
         what = f"{classifier} predictions denoised by {denoiser} at sigma {sigma}, epsilon {eps}"
         rows.append({
             "classifier": classifier, "attack": attack, "denoiser": denoiser,
             "sigma": float(sigma), "epsilon": float(eps),
             "clean_acc": clean_acc, "pgd_acc": pgd_acc,
             "denoised_acc": _accuracy(denoised[(sigma, eps)], clean, what),
-            "linf_max": linf_max, "l2_mean": l2_mean, "n": len(clean),
+            "linf_max": linf_max, "l2_max": l2_max, "l2_mean": l2_mean, "n": len(clean),
         })
     return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
 

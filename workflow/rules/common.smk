@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import dds.budget
 import dds.config
 from dds import layout
 
@@ -173,8 +174,9 @@ def get_report_tables(wildcards):
 
 # the examples figure shows the first classifier, attack and denoiser of the config
 FIRST = {
-    axis: next(iter(config[axis + "s"]))
-    for axis in ("classifier", "attack", "denoiser")
+    "classifier": CLASSIFIERS[0],
+    "attack": next(iter(config["attacks"])),
+    "denoiser": next(iter(config["denoisers"])),
 }
 
 
@@ -199,3 +201,9 @@ def get_final_output():
     if BLUR["enabled"]:
         outputs += all_outputs(layout.BLUR_TEX)
     return outputs
+
+
+# warn before any job when a PGD step budget cannot reach its epsilon (e.g. the
+# Safeguarding Attention paper's 5 steps of 2/255 reach at most 0.039)
+for line in dds.budget.budget_warnings(config["attacks"]):
+    logger.warning(f"warning: {line}")
