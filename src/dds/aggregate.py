@@ -9,12 +9,20 @@ from . import blur, figures, layout, report, tables
 from .io import read_images, read_json, read_table, write_table, write_text
 
 
+def _shards(pattern: str, shards, **values) -> list[str]:
+    """The path of every shard of one output pattern."""
+    return [layout.fill(pattern, shard=s, **values) for s in shards]
+
+
+def _concat(paths, columns=None) -> pd.DataFrame:
+    return pd.concat([read_table(p, columns) for p in paths], ignore_index=True)
+
+
 def accuracy_table(dataset: str, classifier: str, attack_name: str, denoiser: str, epsilons, sigmas, shards,
                    table_path, tex_path, png_path, svg_path) -> None:
     """The Safeguarding Attention paper's table for one (classifier, attack, denoiser), with its figure."""
     def shards_of(pattern, **values):
-        return [layout.fill(pattern, dataset=dataset, classifier=classifier, attack=attack_name, shard=s, **values)
-                for s in shards]
+        return _shards(pattern, shards, dataset=dataset, classifier=classifier, attack=attack_name, **values)
 
     epsilons, sigmas = [float(e) for e in epsilons], [float(s) for s in sigmas]
     df = tables.accuracy_table(
@@ -32,7 +40,7 @@ def accuracy_table(dataset: str, classifier: str, attack_name: str, denoiser: st
 
 def summary(table_paths, summary_path, png_path, svg_path) -> None:
     """All accuracy tables in one, and the figure comparing the classifiers."""
-    df = pd.concat([read_table(p) for p in table_paths], ignore_index=True)
+    df = _concat(table_paths)
     write_table(df, summary_path)
     figures.comparison_figure(df, png_path, svg_path)
 
@@ -43,8 +51,6 @@ def examples(count: int, epsilon: float, sigmas, clean_path, adversarial_path, d
             (f"PGD eps={epsilon:g}", read_images(adversarial_path).images[:count])]
     rows += [(f"denoised sigma={float(s):g}", read_images(p).images[:count]) for s, p in zip(sigmas, denoised_paths)]
     figures.examples_figure(rows, png_path)
-
-
 
 
 def html_report(config: dict, summary_path, benchmarks: dict, out_path, repo_dir=".") -> None:
@@ -91,17 +97,16 @@ def certified(dataset: str, classifier: str, denoiser: str, sigmas, shards, adve
     `adversarial_sets`: (attack, epsilon) pairs that were certified as well."""
     sigmas = [float(s) for s in sigmas]
 
-    def merged(pattern, **values):
-        paths = [layout.fill(pattern, dataset=dataset, classifier=classifier, denoiser=denoiser, shard=s, **values)
-                 for s in shards]
-        return pd.concat([read_table(p) for p in paths], ignore_index=True)
+    def merged(pattern, columns=None, **values):
+        return _concat(_shards(pattern, shards, dataset=dataset, classifier=classifier, denoiser=denoiser, **values),
+                       columns)
 
     clean = {s: merged(layout.CERTIFICATES_CLEAN, sigma=s) for s in sigmas}
     for s in sigmas:
         certified_mod.write_tsv(clean[s], tsv_paths[s])
     adversarial = {}
     for attack, epsilon in adversarial_sets:
-        norms = merged(layout.ADVERSARIAL, attack=attack, epsilon=float(epsilon))[["idx", "l2"]]
+        norms = merged(layout.ADVERSARIAL, ["idx", "l2"], attack=attack, epsilon=float(epsilon))
         for s in sigmas:
             certs = merged(layout.CERTIFICATES_ADVERSARIAL, attack=attack, epsilon=float(epsilon), sigma=s)
             adversarial[(attack, float(epsilon), s)] = certs.merge(norms, on="idx", how="left", validate="one_to_one")
@@ -123,8 +128,7 @@ def blur_summary(dataset: str, classifier: str, noise_levels, epsilons: dict, sh
     """The blur-majority table of one classifier: per noise level on the clean set (the
     blog's table) and per attack epsilon on the adversarial sets."""
     def merged(pattern, **values):
-        return pd.concat([read_table(layout.fill(pattern, dataset=dataset, classifier=classifier, shard=s, **values))
-                          for s in shards], ignore_index=True)
+        return _concat(_shards(pattern, shards, dataset=dataset, classifier=classifier, **values))
 
     frames = [merged(layout.BLUR_CLEAN, noise=float(level)).assign(source="noise", attack="", epsilon=0.0)
               for level in noise_levels]
@@ -144,8 +148,8 @@ DEFENCE_COLUMNS = ["classifier", "attack", "epsilon", "defence", "accuracy", "re
 def defences(accuracy_paths, blur_paths, table_path, png_path, svg_path) -> None:
     """One table and figure comparing, per classifier and attack epsilon: no defence,
     diffusion denoising at each sigma, single blur, and the blur majority vote."""
-    acc = pd.concat([read_table(p) for p in accuracy_paths], ignore_index=True)
-    attacked = pd.concat([read_table(p) for p in blur_paths], ignore_index=True).query("source == 'attack'")
+    acc = _concat(accuracy_paths)
+    attacked = _concat(blur_paths).query("source == 'attack'")
     keys = ["classifier", "attack", "epsilon"]
     several = acc["denoiser"].nunique() > 1
     parts = [acc.drop_duplicates(keys).assign(defence="none", accuracy=acc["pgd_acc"])]
