@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .io import ImageSet
-from .seeding import derive_seed
+from .seeding import image_normal
 from .tables import latex_booktabs, require_columns
 
 log = logging.getLogger(__name__)
@@ -79,12 +79,6 @@ def blur_predictions(model: nn.Module, data: ImageSet, kernel_size: int, blur_si
     })
 
 
-def _image_noise(shape, level: float, seed: int, idx: int) -> torch.Tensor:
-    """Standard normal noise for the image `idx`, the same whatever else is in its batch."""
-    generator = torch.Generator().manual_seed(derive_seed(seed, "blur-noise", float(level), idx))
-    return torch.randn(shape, generator=generator)
-
-
 def add_noise(data: ImageSet, level: float, seed: int) -> ImageSet:
     """Images plus Gaussian noise of standard deviation `level`, clamped to [0,1].
 
@@ -95,7 +89,7 @@ def add_noise(data: ImageSet, level: float, seed: int) -> ImageSet:
         raise ValueError(f"noise level must be a finite number >= 0, got {level!r}")
     if level == 0 or len(data) == 0:
         return data
-    noise = torch.stack([_image_noise(data.images.shape[1:], level, seed, int(i)) for i in data.idx])
+    noise = image_normal(data.idx, data.images.shape[1:], seed, "blur-noise", level)
     noisy = (data.images + level * noise.to(data.images.device, data.images.dtype)).clamp(0, 1)
     return ImageSet(data.idx, data.labels, noisy)
 

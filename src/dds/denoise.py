@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .seeding import derive_seed
+from .seeding import image_normal
 
 
 def sigma_timestep(alphas_cumprod: torch.Tensor, sigma: float) -> int:
@@ -59,7 +59,4 @@ def image_noise(idx: torch.Tensor, shape, seed: int, sigma: float) -> torch.Tens
     """Standard normal noise, one draw per image, seeded by (seed, sigma, image index): the draw
     of an image never depends on batch size, sharding, or which set (clean or adversarial) it
     belongs to, so clean and attacked versions of an image see the same noise."""
-    return torch.stack([
-        torch.randn(tuple(shape), generator=torch.Generator().manual_seed(derive_seed(seed, "denoise", float(sigma), int(i))))
-        for i in idx
-    ]) if len(idx) else torch.empty((0, *shape))
+    return image_normal(idx, shape, seed, "denoise", sigma)
