@@ -37,23 +37,30 @@ def load_dataset(name: str, image_size: int) -> ImageSet:
     return DATASETS[name](image_size)
 
 
-def split(data: ImageSet, eval_size: int, seed: int) -> tuple[ImageSet, ImageSet]:
-    """Stratified split into (train, eval); eval holds eval_size images, both sorted by idx."""
-    n_classes = len(torch.unique(data.labels))
-    if not n_classes <= eval_size <= len(data) - n_classes:
+def stratified_positions(labels: torch.Tensor, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded stratified choice of `size` positions among 0..len(labels)-1: (rest, chosen),
+    both sorted. Needs only the labels, so a large dataset can be sampled before decoding."""
+    n_classes = len(torch.unique(labels))
+    if not n_classes <= size <= len(labels) - n_classes:
         raise ValueError(
-            f"dataset.eval_size={eval_size} must lie between {n_classes} and {len(data) - n_classes} "
-            f"(the dataset has {len(data)} images in {n_classes} classes)"
+            f"dataset.eval_size={size} must lie between {n_classes} and {len(labels) - n_classes} "
+            f"(the dataset has {len(labels)} images in {n_classes} classes)"
         )
-    train_pos, eval_pos = train_test_split(
-        np.arange(len(data)),
-        test_size=eval_size,
-        stratify=data.labels.numpy(),
+    rest, chosen = train_test_split(
+        np.arange(len(labels)),
+        test_size=size,
+        stratify=labels.numpy(),
         random_state=derive_seed(seed, "sample") % 2**32,
     )
+    return np.sort(rest), np.sort(chosen)
+
+
+def split(data: ImageSet, eval_size: int, seed: int) -> tuple[ImageSet, ImageSet]:
+    """Stratified split into (train, eval); eval holds eval_size images, both sorted by idx."""
+    train_pos, eval_pos = stratified_positions(data.labels, eval_size, seed)
 
     def take(pos):
-        pos = torch.from_numpy(np.sort(pos))
+        pos = torch.from_numpy(pos)
         return ImageSet(data.idx[pos], data.labels[pos], data.images[pos].contiguous())
 
     return take(train_pos), take(eval_pos)
