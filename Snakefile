@@ -18,6 +18,7 @@ include: "workflow/rules/denoise.smk"
 include: "workflow/rules/classify.smk"
 include: "workflow/rules/certify.smk"
 include: "workflow/rules/blur.smk"
+include: "workflow/rules/strength.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 

@@ -116,6 +116,16 @@ BAD = {
     "PGD without step size": (delete_key(["attacks", "pgd", "step_size"]), ["attacks.pgd", "'step_size'"]),
     "PGD without steps": (delete_key(["attacks", "pgd", "steps"]), ["attacks.pgd", "'steps'"]),
     "steps given to FGSM": (set_key(["attacks", "pgd", "method"], "fgsm"), ["attacks.pgd", "only apply to PGD"]),
+    "adaptive attack not in config": (set_key(["adaptive", "attack"], "cw"), ["'adaptive.attack'", "'cw'", "pgd"]),
+    "adaptive epsilon not attacked": (set_key(["adaptive", "epsilons"], [0.07]), ["'adaptive.epsilons'", "0.07"]),
+    "adaptive unknown target": (set_key(["adaptive", "targets"], ["soft"]), ["'adaptive.targets[0]'", "'smoothed'"]),
+    "adaptive zero draws": (set_key(["adaptive", "eot_draws"], 0), ["'adaptive.eot_draws'"]),
+    "adaptive on FGSM": (lambda c: c["attacks"].update(fg={"method": "fgsm", "epsilons": [0.02, 0.05, 0.1]}) or
+                         set_key(["adaptive", "attack"], "fg")(c), ["'adaptive.attack'", "fgsm", "needs a PGD"]),
+    "iterations without epsilon": (delete_key(["iterations", "epsilon"]), ["'iterations'", "epsilon"]),
+    "iterations empty steps": (set_key(["iterations", "steps"], []), ["'iterations.steps'"]),
+    "iterations duplicate steps": (set_key(["iterations", "steps"], [5, 5]), ["'iterations.steps'"]),
+    "transfer unknown key": (set_key(["transfer", "matrix"], True), ["'transfer'", "matrix"]),
 }
 
 
@@ -137,18 +147,27 @@ def test_every_problem_is_listed(config):
     assert "'seed'" in str(info.value) and "'sigmas'" in str(info.value)
 
 
+def without_pgd_sweeps(config):
+    config["iterations"]["enabled"] = config["adaptive"]["enabled"] = False
+
+
 GOOD = {
     "largest sigma": set_key(["sigmas"], [10]),
     "integer sigma": set_key(["sigmas"], [1]),
     "epsilon bounds": lambda c: (set_key(["attacks", "pgd", "epsilons"], [0, 1])(c),
-                                 set_key(["certify", "epsilons"], [1])(c)),
+                                 set_key(["certify", "epsilons"], [1])(c), set_key(["adaptive", "epsilons"], [1])(c)),
     "cuda index": set_key(["device"], "cuda:1"),
     "cpu": set_key(["device"], "cpu"),
     "name with digits and dash": add_classifier("res-net-2"),
     "absolute step": lambda c: c["attacks"]["pgd"].update(step_size=2 / 255, step_mode="absolute"),
-    "L2 epsilon above 1": lambda c: c["attacks"]["pgd"].update(method="pgd_l2", epsilons=[0.02, 2.0]),
-    "FGSM without steps": lambda c: c.update(attacks={"fgsm": {"method": "fgsm", "epsilons": [0.02]}}),
-    "AutoAttack": lambda c: c.update(attacks={"aa": {"method": "autoattack_linf", "epsilons": [0.02]}}),
+    "L2 epsilon above 1": lambda c: (c["attacks"]["pgd"].update(method="pgd_l2", epsilons=[0.02, 2.0]),
+                                     set_key(["adaptive", "epsilons"], [2.0])(c)),
+    "FGSM without steps": lambda c: (c.update(attacks={"fgsm": {"method": "fgsm", "epsilons": [0.02]}}),
+                                     without_pgd_sweeps(c)),
+    "AutoAttack": lambda c: (c.update(attacks={"aa": {"method": "autoattack_linf", "epsilons": [0.02]}}),
+                             without_pgd_sweeps(c)),
+    "adaptive L2 PGD": lambda c: c["attacks"]["pgd"].update(method="pgd_l2"),
+    "sweeps off need no attack": lambda c: (c.update(iterations={"enabled": False}, adaptive={"enabled": False})),
     "cosine schedule": set_key(["denoisers", "ddpm", "beta_schedule"], "squaredcos_cap_v2"),
 }
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from . import certified as certified_mod
-from . import blur, figures, layout, report, tables
+from . import attack_tables, blur, figures, layout, report, tables
 from .io import read_images, read_json, read_table, write_table, write_text
 
 
@@ -83,6 +83,13 @@ def html_report(config: dict, summary_path, benchmarks: dict, out_path, repo_dir
         sections.append(_blur_section(config))
         figure_list.append(("Defences compared", layout.fill(layout.DEFENCES_PNG, dataset=dataset),
                             "Accuracy against epsilon with no defence, diffusion denoising and blur majority."))
+    strength = [("iterations", _iterations_section, layout.ITERATIONS_PNG, "Accuracy against PGD iterations"),
+                ("adaptive", _adaptive_section, layout.ADAPTIVE_PNG, "Adaptive attack against unaware PGD"),
+                ("transfer", _transfer_section, layout.TRANSFER_PNG, "Transfer between classifiers")]
+    for key, build, png, title in strength:
+        if config[key]["enabled"]:
+            sections.append(build(config))
+            figure_list.append((title, layout.fill(png, dataset=dataset), sections[-1]["caption"]))
     html = report.render_report(df, figure_list, tables.stage_resources(benchmarks), config,
                                 report.provenance(repo_dir), title=f"dds report: {dataset}", models=models,
                                 sections=sections)
@@ -140,6 +147,34 @@ def blur_summary(dataset: str, classifier: str, noise_levels, epsilons: dict, sh
     caption = f"{classifier} on {dataset}: Gaussian-blur majority defence under Gaussian noise"
     write_text(blur.latex_blur_table(table[table["source"] == "noise"], caption, f"tab:{dataset}-{classifier}-blur"),
                tex_path)
+
+
+def iterations_summary(paths, table_path, png_path, svg_path) -> None:
+    """The PGD iteration sweeps of every classifier in one table and figure."""
+    table = _concat(paths)
+    write_table(table, table_path)
+    figures.iterations_figure(table, png_path, svg_path)
+
+
+def adaptive_summary(dataset: str, paths, table_path, tex_path, png_path, svg_path) -> None:
+    """The adaptive attack beside the unaware one: table, LaTeX and figure."""
+    table = attack_tables.adaptive_table(_concat(paths))
+    write_table(table, table_path)
+    caption = (f"{dataset}: single-draw denoised accuracy under the unaware PGD and under the adaptive attack "
+               "through noise, denoiser and classifier (EOT)")
+    write_text(attack_tables.latex_adaptive(table, caption, f"tab:{dataset}-adaptive"), tex_path)
+    figures.adaptive_figure(table, png_path, svg_path)
+
+
+def transfer_summary(paths, table_path, png_path, svg_path) -> None:
+    """The transfer results of every source classifier: one table, heat maps per defence
+    and epsilon (of the first attack and denoiser)."""
+    table = _concat(paths)
+    write_table(table, table_path)
+    first = table[(table["attack"] == table["attack"].iloc[0]) & (table["denoiser"] == table["denoiser"].iloc[0])]
+    matrices = {(d, e): attack_tables.transfer_matrix(first, e, d)
+                for d, e in first[["defence", "epsilon"]].drop_duplicates().itertuples(index=False) if e > 0}
+    figures.transfer_figure(matrices, png_path, svg_path)
 
 
 DEFENCE_COLUMNS = ["classifier", "attack", "epsilon", "defence", "accuracy", "reject_rate"]
@@ -214,3 +249,71 @@ def _blur_section(config: dict) -> dict:
             "caption": f"Predictions on the image (NS), blurred once (SS) and twice (DS) with a "
                        f"{spec['kernel_size']}x{spec['kernel_size']} Gaussian kernel of sigma {spec['sigma']:g}; "
                        "Acc_Maj is the accuracy of the majority vote among the images it does not reject."}
+
+
+def _iterations_section(config: dict) -> dict:
+    """Accuracy per classifier and PGD step count, undefended and denoised at each sigma."""
+    spec = config["iterations"]
+    table = read_table(layout.fill(layout.ITERATIONS_TABLE, dataset=config["dataset"]["name"]))
+    defences = sorted(table["defence"].unique(), key=lambda d: (d != "none", d))
+    out = []
+    for (c, d), rows in table.groupby(["classifier", "denoiser"]):
+        wide = rows.pivot_table(index="steps", columns="defence", values="accuracy")
+        out.append({"caption": f"{c}, denoiser {d}: accuracy against PGD iterations",
+                    "columns": ["Steps", *(f"{x}" for x in defences)],
+                    "rows": [[str(steps), *(_fixed(wide.loc[steps].get(x)) for x in defences)] for steps in wide.index]})
+    return {"title": "Accuracy against PGD iterations", "tables": out,
+            "caption": f"The attack '{spec['attack']}' rerun with {', '.join(map(str, spec['steps']))} steps at "
+                       f"epsilon {spec['epsilon']:g} on the first {spec['num_images']} evaluation images: undefended "
+                       "(none) and denoised at each sigma with the noise draws of the main tables."}
+
+
+ADAPTIVE_COLUMNS = {"clean": "clean", "unaware": "unaware PGD", "adaptive-single": "adaptive (single target)",
+                    "adaptive-smoothed": "adaptive (smoothed target)"}
+
+
+def _adaptive_section(config: dict) -> dict:
+    """Per (classifier, denoiser): one-draw and smoothed accuracy, clean, under the unaware
+    PGD and under the adaptive attack (each target), per sigma and epsilon."""
+    spec = config["adaptive"]
+    table = read_table(layout.fill(layout.ADAPTIVE_TABLE, dataset=config["dataset"]["name"]))
+    out = []
+    for (c, d), rows in table.groupby(["classifier", "denoiser"], sort=False):
+        for metric, what in (("acc_single", "one-draw denoised accuracy"), ("acc_smoothed", "smoothed accuracy (PREDICT)")):
+            wide = attack_tables.adaptive_wide(rows, metric)
+            clean = wide.groupby("sigma")["clean"].max() if "clean" in wide else None
+            kinds = [k for k in ADAPTIVE_COLUMNS if k in wide.columns and k != "clean"]
+            attacked = wide[wide["epsilon"] > 0]
+            out.append({"caption": f"{c}, denoiser {d}: {what}",
+                        "columns": ["Sigma", "Epsilon", "clean", *(ADAPTIVE_COLUMNS[k] for k in kinds)],
+                        "rows": [[f"{r['sigma']:g}", f"{r['epsilon']:g}",
+                                  _fixed(clean.get(r["sigma"]) if clean is not None else None),
+                                  *(_fixed(r[k]) for k in kinds)] for r in attacked.to_dict("records")]})
+    return {"title": "Adaptive attack", "tables": out,
+            "caption": f"PGD of attack '{spec['attack']}' (same epsilon, steps and step size as the unaware attack) "
+                       f"through the noise, the one-shot denoiser and the classifier, expectation over "
+                       f"{spec['eot_draws']} noise draws per step; target single: the one-draw defended classifier, "
+                       "smoothed: the soft smoothed classifier. Evaluated on the first "
+                       f"{min(spec['num_images'], config['dataset']['eval_size'])} evaluation images with the main "
+                       f"tables' noise draw (one draw) and with PREDICT on {spec['vote_draws']} fresh draws "
+                       f"(alpha={spec['alpha']:g}; abstentions count as errors). The unaware attack is made on the "
+                       "bare classifier."}
+
+
+def _transfer_section(config: dict) -> dict:
+    """Per defence: accuracy of each target classifier on each source's adversarial examples."""
+    table = read_table(layout.fill(layout.TRANSFER_TABLE, dataset=config["dataset"]["name"]))
+    targets = sorted(table["target"].unique())
+    out = []
+    for (attack, denoiser, defence), rows in table.groupby(["attack", "denoiser", "defence"], sort=False):
+        body = []
+        for (eps, source), cells in rows.groupby(["epsilon", "source"]):
+            acc = cells.set_index("target")["accuracy"]
+            body.append([f"{eps:g}", source, *(_fixed(acc.get(t)) for t in targets)])
+        where = "no defence" if defence == "none" else f"denoised by {denoiser} at {defence}"
+        out.append({"caption": f"{attack}, {where}: accuracy of each target (columns) on each source's examples",
+                    "columns": ["Epsilon", "Source", *targets], "rows": body})
+    return {"title": "Transfer between classifiers", "tables": out,
+            "caption": "Adversarial examples made on the source classifier, classified by every classifier, "
+                       "undefended and after denoising (the same denoised images as the main tables); "
+                       "source = target is the white-box attack."}

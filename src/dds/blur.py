@@ -89,7 +89,7 @@ def add_noise(data: ImageSet, level: float, seed: int) -> ImageSet:
         raise ValueError(f"noise level must be a finite number >= 0, got {level!r}")
     if level == 0 or len(data) == 0:
         return data
-    noise = image_normal(data.idx, data.images.shape[1:], seed, "blur-noise", level)
+    noise = image_normal(data.idx, data.images.shape[1:], seed, "blur-noise", float(level))
     noisy = (data.images + level * noise.to(data.images.device, data.images.dtype)).clamp(0, 1)
     return ImageSet(data.idx, data.labels, noisy)
 

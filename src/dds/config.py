@@ -83,3 +83,23 @@ def _check_consistency(config: dict) -> None:
             if eps != 0 and eps not in attack["epsilons"]:
                 raise ConfigError(f"config key 'certify.epsilons': {eps} is not among the epsilons of attack "
                                   f"'{name}' ({attack['epsilons']}); certify only sets the attacks make")
+    for section in ("iterations", "adaptive"):
+        spec = config[section]
+        if not spec["enabled"]:
+            continue
+        key = f"config key '{section}.attack'"
+        missing = [k for k in ("attack", "epsilon" if section == "iterations" else "epsilons") if k not in spec]
+        if missing:
+            raise ConfigError(f"config key '{section}': {section} is enabled but {missing} not given")
+        if spec["attack"] not in config["attacks"]:
+            raise ConfigError(f"{key}: {spec['attack']!r} is not an attack of this config ({', '.join(config['attacks'])})")
+        method = config["attacks"][spec["attack"]]["method"]
+        if method not in ITERATIVE:
+            raise ConfigError(f"{key}: {spec['attack']!r} is {method}; {section} needs a PGD attack (pgd_linf, pgd_l2)")
+    adaptive = config["adaptive"]
+    if adaptive["enabled"]:
+        allowed = config["attacks"][adaptive["attack"]]["epsilons"]
+        for eps in adaptive["epsilons"]:
+            if eps not in allowed:
+                raise ConfigError(f"config key 'adaptive.epsilons': {eps} is not among the epsilons of attack "
+                                  f"'{adaptive['attack']}' ({allowed}); the adaptive attack is compared with it")

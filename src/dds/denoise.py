@@ -59,4 +59,15 @@ def image_noise(idx: torch.Tensor, shape, seed: int, sigma: float) -> torch.Tens
     """Standard normal noise, one draw per image, seeded by (seed, sigma, image index): the draw
     of an image never depends on batch size, sharding, or which set (clean or adversarial) it
     belongs to, so clean and attacked versions of an image see the same noise."""
-    return image_normal(idx, shape, seed, "denoise", sigma)
+    return image_normal(idx, shape, seed, "denoise", float(sigma))
+
+
+@torch.inference_mode()
+def denoise_images(denoiser: OneShotDenoiser, data, seed: int, batch_size: int, device) -> torch.Tensor:
+    """Each image of an ImageSet denoised from its own seeded noise draw (`image_noise`), on CPU."""
+    out = []
+    for start in range(0, len(data), batch_size):
+        part = data.subset(start, start + batch_size)
+        noise = image_noise(part.idx, part.images.shape[1:], seed, denoiser.sigma)
+        out.append(denoiser(part.images.to(device), noise.to(device)).cpu())
+    return torch.cat(out) if out else data.images.clone()

@@ -199,3 +199,79 @@ def defences_figure(table: pd.DataFrame, path_png, path_svg) -> None:
     axes[0].set_ylabel("accuracy")
     axes[-1].legend(loc="lower left", fontsize="small")
     _save(fig, path_png, path_svg)
+
+
+def iterations_figure(table: pd.DataFrame, path_png, path_svg) -> None:
+    """Accuracy against PGD iterations (log scale), one panel per classifier, one line per
+    defence (none dashed, each sigma of the denoiser solid), as in Xie et al.'s Figure 6."""
+    require_columns(table, ["classifier", "steps", "defence", "accuracy", "epsilon"], "iterations_figure")
+    sns.set_theme(style=_STYLE)
+    classifiers = sorted(table["classifier"].unique())
+    defences = sorted(table["defence"].unique(), key=lambda d: (d != "none", d))
+    fig = _figure((4.2 * len(classifiers), 3.8))
+    axes = fig.subplots(1, len(classifiers), squeeze=False, sharey=True)[0]
+    palette = dict(zip(defences, sns.color_palette("viridis", n_colors=len(defences))))
+    for ax, name in zip(axes, classifiers):
+        rows = table[table["classifier"] == name]
+        for defence in defences:
+            line = rows[rows["defence"] == defence].groupby("steps")["accuracy"].mean()
+            ax.plot(line.index, line.to_numpy(), marker="o", label=defence,
+                    color="black" if defence == "none" else palette[defence],
+                    linestyle="--" if defence == "none" else "-")
+        steps = sorted(rows["steps"].unique())
+        ax.set_xscale("log")
+        ax.set_xticks(steps)
+        ax.set_xticklabels([str(s) for s in steps])
+        ax.minorticks_off()
+        ax.set_xlabel("PGD iterations")
+        ax.set_title(f"{name}, epsilon={rows['epsilon'].iloc[0]:g}")
+        ax.set_ylim(0, 1.02)
+    axes[0].set_ylabel("accuracy")
+    axes[-1].legend(loc="best", fontsize="small")
+    _save(fig, path_png, path_svg)
+
+
+def adaptive_figure(table: pd.DataFrame, path_png, path_svg) -> None:
+    """Single-draw denoised accuracy against epsilon, one panel per (classifier, sigma), one
+    line per attack: unaware PGD dashed, adaptive attacks (each target) solid."""
+    require_columns(table, ["classifier", "sigma", "epsilon", "attack", "acc_single"], "adaptive_figure")
+    sns.set_theme(style=_STYLE)
+    classifiers, sigmas = sorted(table["classifier"].unique()), sorted(table["sigma"].unique())
+    kinds = [k for k in table["attack"].unique() if k != "clean"]
+    fig = _figure((3.6 * len(sigmas), 3.2 * len(classifiers)))
+    axes = fig.subplots(len(classifiers), len(sigmas), squeeze=False, sharey=True)
+    palette = dict(zip(kinds, sns.color_palette("tab10", n_colors=len(kinds))))
+    for r, name in enumerate(classifiers):
+        for c, sigma in enumerate(sigmas):
+            ax = axes[r][c]
+            rows = table[(table["classifier"] == name) & (table["sigma"] == sigma)]
+            clean = rows[rows["attack"] == "clean"]["acc_single"].mean()
+            for kind in kinds:
+                line = rows[rows["attack"] == kind].groupby("epsilon")["acc_single"].mean()
+                ax.plot([0.0, *line.index], [clean, *line.to_numpy()], marker="o", label=kind, color=palette[kind],
+                        linestyle="--" if kind == "unaware" else "-")
+            _epsilon_axis(ax, [0.0, *rows["epsilon"]])
+            ax.set_title(f"{name}, sigma={sigma:g}")
+            ax.set_ylim(0, 1.02)
+        axes[r][0].set_ylabel("denoised accuracy (one draw)")
+    axes[0][-1].legend(loc="lower left", fontsize="small")
+    _save(fig, path_png, path_svg)
+
+
+def transfer_figure(matrices: dict, path_png, path_svg) -> None:
+    """Heat maps of transfer accuracy (rows: source classifier, columns: target), one per
+    (defence, epsilon). `matrices`: (defence, epsilon) -> DataFrame from transfer_matrix."""
+    sns.set_theme(style="white")
+    defences = sorted({d for d, _ in matrices}, key=lambda d: (d != "none", d))
+    epsilons = sorted({e for _, e in matrices})
+    fig = _figure((3.2 * len(epsilons), 2.9 * len(defences)))
+    axes = fig.subplots(len(defences), len(epsilons), squeeze=False)
+    for r, defence in enumerate(defences):
+        for c, eps in enumerate(epsilons):
+            ax = axes[r][c]
+            sns.heatmap(matrices[(defence, eps)], ax=ax, vmin=0, vmax=1, annot=True, fmt=".2f", cbar=False,
+                        cmap="viridis", square=True)
+            ax.set_title(f"{defence}, eps={eps:g}", fontsize="small")
+            ax.set_xlabel("target" if r == len(defences) - 1 else "")
+            ax.set_ylabel("source" if c == 0 else "")
+    _save(fig, path_png, path_svg)

@@ -127,6 +127,14 @@ class ImageSet:
         return ImageSet(self.idx[start:stop], self.labels[start:stop], self.images[start:stop])
 
 
+def concat_images(parts: list) -> ImageSet:
+    """Image sets (e.g. the shards of one set, in order) as one."""
+    if not parts:
+        raise ValueError("no image sets to concatenate")
+    return ImageSet(torch.cat([p.idx for p in parts]), torch.cat([p.labels for p in parts]),
+                    torch.cat([p.images for p in parts]))
+
+
 def write_images(path, images: ImageSet, extra: dict | None = None) -> None:
     """Write an image shard; `extra` adds per-image columns (e.g. perturbation norms)."""
     x = images.images.detach().cpu().to(torch.float32).contiguous()

@@ -17,10 +17,9 @@ def generator(seed: int, stage: str, *parts) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(seed, stage, *parts))
 
 
-def image_normal(idx, shape, seed: int, stage: str, level: float) -> torch.Tensor:
-    """Standard normal noise of `shape`, one draw per image, seeded by (seed, stage, level,
+def image_normal(idx, shape, seed: int, stage: str, *parts) -> torch.Tensor:
+    """Standard normal noise of `shape`, one draw per image, seeded by (seed, stage, *parts,
     image index): an image's draw never depends on its batch, shard or neighbours."""
     if len(idx) == 0:
         return torch.empty((0, *shape))
-    return torch.stack([torch.randn(tuple(shape), generator=generator(seed, stage, float(level), int(i)))
-                        for i in idx])
+    return torch.stack([torch.randn(tuple(shape), generator=generator(seed, stage, *parts, int(i))) for i in idx])

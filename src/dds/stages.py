@@ -82,23 +82,25 @@ def attack(spec: dict, attack_name: str, classifier_name: str, epsilon: float, s
     write_images(out_path, ImageSet(clean.idx, clean.labels, adv), {"linf": linf.numpy(), "l2": l2.numpy()})
 
 
-@torch.inference_mode()
-def denoise(sigma: float, seed: int, batch_size: int, device: str, images_path, denoiser_path, out_path) -> None:
+def load_denoiser(denoiser_path, sigma: float, device):
+    """The one-shot denoiser at `sigma` from a trained DDPM file."""
     from . import diffusion
-    from .denoise import OneShotDenoiser, image_noise
+    from .denoise import OneShotDenoiser
+
+    eps_model, alphas_cumprod = diffusion.load_ddpm(denoiser_path, device)
+    denoiser = OneShotDenoiser(eps_model, alphas_cumprod, sigma)
+    log.info("sigma=%g: timestep %d of %d (abar %.5f)", sigma, denoiser.t, len(alphas_cumprod), denoiser.abar)
+    return denoiser
+
+
+def denoise(sigma: float, seed: int, batch_size: int, device: str, images_path, denoiser_path, out_path) -> None:
+    from .denoise import denoise_images
 
     dev = resolve_device(device)
     source = read_images(images_path)
-    eps_model, alphas_cumprod = diffusion.load_ddpm(denoiser_path, dev)
-    denoiser = OneShotDenoiser(eps_model, alphas_cumprod, sigma)
-    log.info("sigma=%g: timestep %d of %d (abar %.5f)", sigma, denoiser.t, len(alphas_cumprod), denoiser.abar)
-    out = []
-    for start in range(0, len(source), batch_size):
-        part = source.subset(start, start + batch_size)
-        noise = image_noise(part.idx, part.images.shape[1:], seed, sigma)
-        out.append(denoiser(part.images.to(dev), noise.to(dev)).cpu())
-        log.info("denoised %d/%d images", start + len(part), len(source))
-    write_images(out_path, ImageSet(source.idx, source.labels, torch.cat(out)))
+    denoised = denoise_images(load_denoiser(denoiser_path, sigma, dev), source, seed, batch_size, dev)
+    log.info("denoised %d images", len(source))
+    write_images(out_path, ImageSet(source.idx, source.labels, denoised))
 
 
 def predict(batch_size: int, device: str, images_path, classifier_path, out_path) -> None:
@@ -117,13 +119,11 @@ def certify(sigma: float, spec: dict, seed: int, device: str, images_path, rows,
     """Certify rows [start, stop) of an image file with every classifier in `classifier_paths`,
     fused through one denoiser at one sigma; one Parquet of per-example results each."""
     from . import certify as certification
-    from . import classifiers, diffusion
-    from .denoise import OneShotDenoiser
+    from . import classifiers
 
     dev = resolve_device(device)
     images = read_images(images_path).subset(*rows)
-    eps_model, alphas_cumprod = diffusion.load_ddpm(denoiser_path, dev)
-    denoiser = OneShotDenoiser(eps_model, alphas_cumprod, sigma)
+    denoiser = load_denoiser(denoiser_path, sigma, dev)
     models = {name: classifiers.load_classifier(path, dev) for name, path in classifier_paths.items()}
     log.info("certifying %d images at sigma=%g with %s: n0=%d, n=%d, alpha=%g", len(images), sigma,
              ", ".join(models), spec["n0"], spec["n"], spec["alpha"])
@@ -150,3 +150,137 @@ def blur(kernel_size: int, blur_sigma: float, noise_level: float, seed: int, bat
              summary["acc_ns"], summary["acc_ss"], summary["acc_ds"], summary["acc_maj"], summary["reject_rate"],
              summary["n"])
     write_table(table, out_path)
+
+
+def _first(paths, count: int) -> ImageSet:
+    """The first `count` images of a sharded image set (shards in order)."""
+    from .io import concat_images
+
+    return concat_images([read_images(p) for p in paths]).subset(0, count)
+
+
+def iterations(spec: dict, attack_name: str, classifier_name: str, denoiser_name: str, epsilon: float, steps_grid,
+               count: int,
+               sigmas, seed: int, batch_size: int, device: str, eval_path, classifier_path, denoiser_path,
+               out_path) -> None:
+    """Accuracy against PGD iterations at one epsilon (Xie et al.'s Figure 6): the attack rerun
+    with each step count on the first `count` evaluation images, undefended and denoised at
+    each sigma (the noise draws of the main denoise stage)."""
+    import pandas as pd
+
+    from . import attacks, classifiers, classify
+    from .denoise import denoise_images
+
+    dev = resolve_device(device)
+    clean = read_images(eval_path).subset(0, count)
+    model = classifiers.load_classifier(classifier_path, dev)
+    denoisers = {float(s): load_denoiser(denoiser_path, float(s), dev) for s in sigmas}
+    rows = []
+    for steps in steps_grid:
+        adv = attacks.attack(model, {**spec, "steps": int(steps)}, epsilon, clean.images, clean.labels, batch_size,
+                             attacks.attack_seed(seed, classifier_name, f"{attack_name}-steps{steps}", epsilon, 0),
+                             dev)
+        linf, l2 = attacks.perturbation_norms(clean.images, adv)
+        attacked = ImageSet(clean.idx, clean.labels, adv)
+        sets = {"none": attacked}
+        sets.update({f"sigma={s:g}": ImageSet(clean.idx, clean.labels, denoise_images(d, attacked, seed, batch_size, dev))
+                     for s, d in denoisers.items()})
+        for defence, images in sets.items():
+            acc = float(classify.predictions(model, images, batch_size, dev)["correct"].mean())
+            rows.append({"classifier": classifier_name, "attack": attack_name, "denoiser": denoiser_name,
+                         "epsilon": float(epsilon),
+                         "steps": int(steps), "defence": defence, "accuracy": acc, "n": len(clean),
+                         "linf_max": float(linf.max()), "l2_max": float(l2.max())})
+        log.info("%d steps: undefended accuracy %.4f, max Linf %.5f", steps, rows[-len(sets)]["accuracy"],
+                 float(linf.max()))
+    write_table(pd.DataFrame(rows), out_path)
+
+
+def adaptive(spec: dict, adaptive_spec: dict, attack_name: str, classifier_name: str, denoiser_name: str,
+             sigma: float, seed: int, batch_size: int, device: str, eval_path, unaware_paths: dict, classifier_path,
+             denoiser_path, out_path) -> None:
+    """The adaptive (EOT) attack through noise, denoiser and classifier at one sigma, for
+    each target and epsilon, on the first `num_images` evaluation images; the same images'
+    unaware PGD examples (`unaware_paths`: epsilon -> shard paths) evaluated beside them.
+    One row per (image, epsilon, attack): single-draw prediction (the noise draw of the
+    denoise stage) and the smoothed classifier's PREDICT on fresh draws."""
+    import numpy as np
+    import pandas as pd
+
+    from . import adaptive as adaptive_attack
+    from . import attacks, classifiers, smoothing
+    from .certify import sample_counts
+    from .denoise import denoise_images
+
+    dev = resolve_device(device)
+    count, alpha = adaptive_spec["num_images"], adaptive_spec["alpha"]
+    clean = read_images(eval_path).subset(0, count)
+    model = classifiers.load_classifier(classifier_path, dev)
+    denoiser = load_denoiser(denoiser_path, sigma, dev)
+    defended = adaptive_attack.Defended(denoiser, model).to(dev)
+
+    def evaluate(images: torch.Tensor, kind: str, epsilon: float) -> pd.DataFrame:
+        data = ImageSet(clean.idx, clean.labels, images)
+        single = model(denoise_images(denoiser, data, seed, batch_size, dev).to(dev)).argmax(1).cpu()
+        smoothed = [smoothing.predict(sample_counts(denoiser, {"m": model}, data.images[i], int(data.idx[i]),
+                                                    adaptive_spec["vote_draws"], "adaptive-vote", seed, batch_size,
+                                                    dev)["m"], alpha)
+                    for i in range(len(data))]
+        linf, l2 = attacks.perturbation_norms(clean.images, images)
+        return pd.DataFrame({
+            "idx": clean.idx.numpy(), "label": clean.labels.numpy(), "epsilon": float(epsilon), "attack": kind,
+            "pred_single": single.numpy(), "correct_single": (single == clean.labels).numpy(),
+            "pred_smoothed": np.asarray(smoothed, dtype=np.int64),
+            "correct_smoothed": np.asarray(smoothed) == clean.labels.numpy(),
+            "linf": linf.numpy(), "l2": l2.numpy(),
+        })
+
+    frames = []
+    with torch.inference_mode():
+        frames.append(evaluate(clean.images, "clean", 0.0))
+    for eps in adaptive_spec["epsilons"]:
+        unaware = _first(unaware_paths[float(eps)], count)
+        if not torch.equal(unaware.idx, clean.idx):
+            raise ValueError(f"the unaware adversarial set at epsilon {eps} does not hold the first {count} "
+                             "evaluation images in order; delete it and rerun the attack rule")
+        with torch.inference_mode():
+            frames.append(evaluate(unaware.images, "unaware", eps))
+        unaware_acc = frames[-1]["correct_single"].mean()
+        for target in adaptive_spec["targets"]:
+            adv = adaptive_attack.adaptive_attack(
+                defended, spec, float(eps), clean.idx, clean.images, clean.labels, target,
+                adaptive_spec["eot_draws"], adaptive_spec["draws_per_pass"],
+                derive_seed(seed, "adaptive", classifier_name, attack_name, float(eps), target),
+                max(1, batch_size // adaptive_spec["draws_per_pass"]), dev)  # batch_size samples per pass
+            with torch.inference_mode():
+                frames.append(evaluate(adv, f"adaptive-{target}", eps))
+            log.info("eps=%g sigma=%g: single-draw accuracy unaware %.4f, adaptive (%s target) %.4f", eps, sigma,
+                     unaware_acc, target, frames[-1]["correct_single"].mean())
+    table = pd.concat(frames, ignore_index=True).assign(classifier=classifier_name, denoiser=denoiser_name,
+                                                        attack_name=attack_name, sigma=float(sigma))
+    write_table(table, out_path)
+
+
+def transfer(attack_name: str, source: str, denoiser_name: str, epsilons, sigmas, batch_size: int, device: str,
+             adversarial_paths: dict, denoised_paths: dict, classifier_paths: dict, out_path) -> None:
+    """Adversarial examples made on `source`, classified by every classifier, undefended
+    (`adversarial_paths`: epsilon -> shards) and after denoising (`denoised_paths`:
+    (sigma, epsilon) -> shards): accuracy per (target, epsilon, defence)."""
+    import pandas as pd
+
+    from . import classifiers, classify
+    from .io import concat_images
+
+    dev = resolve_device(device)
+    models = {name: classifiers.load_classifier(path, dev) for name, path in classifier_paths.items()}
+    sets = [(float(e), "none", adversarial_paths[float(e)]) for e in epsilons]
+    sets += [(float(e), f"sigma={float(s):g}", denoised_paths[(float(s), float(e))]) for s in sigmas for e in epsilons]
+    rows = []
+    for eps, defence, paths in sets:
+        images = concat_images([read_images(p) for p in paths])
+        for target, model in models.items():
+            acc = float(classify.predictions(model, images, batch_size, dev)["correct"].mean())
+            rows.append({"attack": attack_name, "denoiser": denoiser_name, "source": source, "target": target,
+                         "epsilon": eps, "defence": defence, "accuracy": acc, "n": len(images)})
+    log.info("%s examples of %s: %d sets classified by %s", attack_name, source, len(sets), ", ".join(models))
+    write_table(pd.DataFrame(rows), out_path)

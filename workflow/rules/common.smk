@@ -113,9 +113,9 @@ def get_blur_inputs(wildcards):
     }
 
 
-def all_outputs(pattern, shards=SHARDS, epsilons=None):
+def all_outputs(pattern, shards=SHARDS, epsilons=None, attacks=None):
     """Every concrete path of a pattern, over the axes it names (epsilons depend on the
-    attack unless given)."""
+    attack unless given; all attacks unless given)."""
     axes = dict(
         dataset=DATASET,
         classifier=CLASSIFIERS,
@@ -125,7 +125,7 @@ def all_outputs(pattern, shards=SHARDS, epsilons=None):
         shard=shards,
     )
     paths = set()
-    for attack in config["attacks"]:
+    for attack in config["attacks"] if attacks is None else attacks:
         eps = EPSILONS[attack] if epsilons is None else epsilons
         paths.update(expand(pattern, attack=attack, epsilon=eps, **axes))
     return sorted(paths)
@@ -153,6 +153,15 @@ if BLUR["enabled"]:
     STAGES["blur_noise"] = (layout.BLUR_CLEAN, {})
     STAGES["blur_adversarial"] = (layout.BLUR_ADVERSARIAL, {})
     STAGES["blur_table"] = (layout.BLUR_TABLE, {})
+if config["iterations"]["enabled"]:
+    STAGES["iterations"] = (
+        layout.ITERATIONS,
+        {"attacks": [config["iterations"]["attack"]]},
+    )
+if config["adaptive"]["enabled"]:
+    STAGES["adaptive"] = (layout.ADAPTIVE, {"attacks": [config["adaptive"]["attack"]]})
+if config["transfer"]["enabled"]:
+    STAGES["transfer"] = (layout.TRANSFER, {})
 
 
 def get_benchmarks(wildcards):
@@ -169,6 +178,15 @@ def get_report_tables(wildcards):
         tables["certified"] = all_outputs(layout.CERTIFIED)
     if BLUR["enabled"]:
         tables["defences"] = layout.fill(layout.DEFENCES, dataset=DATASET)
+    # the attack-strength tables, each with its figure
+    for section, table, png in [
+        ("iterations", layout.ITERATIONS_TABLE, layout.ITERATIONS_PNG),
+        ("adaptive", layout.ADAPTIVE_TABLE, layout.ADAPTIVE_PNG),
+        ("transfer", layout.TRANSFER_TABLE, layout.TRANSFER_PNG),
+    ]:
+        if config[section]["enabled"]:
+            tables[section] = layout.fill(table, dataset=DATASET)
+            tables[f"{section}_png"] = layout.fill(png, dataset=DATASET)
     return tables
 
 
@@ -200,6 +218,8 @@ def get_final_output():
         outputs += all_outputs(layout.CERTIFIED_TEX)
     if BLUR["enabled"]:
         outputs += all_outputs(layout.BLUR_TEX)
+    if config["adaptive"]["enabled"]:
+        outputs.append(layout.fill(layout.ADAPTIVE_TEX, dataset=DATASET))
     return outputs
 
 
