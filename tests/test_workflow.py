@@ -25,6 +25,9 @@ TINY = {
     "sigmas": [0.25, 0.5],
     "certify": {"num_images": 30, "n0": 10, "n": 50, "alpha": 0.01, "epsilons": [0.1]},
     "blur": {"noise_levels": [0.0, 0.25]},
+    "iterations": {"enabled": True, "attack": "pgd", "epsilon": 0.1, "steps": [1, 3], "num_images": 20},
+    "adaptive": {"enabled": True, "attack": "pgd", "epsilons": [0.1], "eot_draws": 2, "draws_per_pass": 1,
+                 "vote_draws": 8, "num_images": 25},
     "report": {"examples": 3},
 }
 
@@ -98,6 +101,35 @@ def test_blur_majority_and_the_defences_comparison(finished_run):
                                         "blur majority"}
     html = (results / "report.html").read_text()
     assert "Certification" in html and "Gaussian-blur majority" in html
+
+
+def test_attack_strength_adaptive_iterations_transfer(finished_run):
+    results = finished_run / "results" / "digits"
+    adaptive = pd.read_parquet(results / "tables/adaptive.parquet")
+    assert set(adaptive["attack"]) == {"clean", "unaware", "adaptive-single", "adaptive-smoothed"}
+    assert adaptive["n"].eq(25).all() and set(adaptive["sigma"]) == {0.25, 0.5}
+    attacked = adaptive[adaptive["attack"] != "clean"]
+    assert attacked["linf_max"].le(0.1 + 1e-6).all() and attacked["epsilon"].eq(0.1).all()
+    # the unaware rows are the main pipeline's denoised predictions: the same noise draw
+    for sigma in (0.25, 0.5):
+        main = pd.read_parquet(results / f"predictions/resnet/pgd/eps0.1/ddpm/sigma{sigma}/shard0.parquet")
+        shard1 = pd.read_parquet(results / f"predictions/resnet/pgd/eps0.1/ddpm/sigma{sigma}/shard1.parquet")
+        first = pd.concat([main, shard1]).head(25)
+        row = attacked[(attacked["attack"] == "unaware") & (attacked["sigma"] == sigma)]
+        assert row["acc_single"].iloc[0] == pytest.approx(first["correct"].mean())
+    assert "\\toprule" in (results / "tables/adaptive.tex").read_text()
+    iterations = pd.read_parquet(results / "tables/iterations.parquet")
+    assert sorted(set(iterations["steps"])) == [1, 3] and iterations["n"].eq(20).all()
+    assert set(iterations["defence"]) == {"none", "sigma=0.25", "sigma=0.5"}
+    transfer = pd.read_parquet(results / "tables/transfer.parquet")
+    assert set(transfer["defence"]) == {"none", "sigma=0.25", "sigma=0.5"} and transfer["n"].eq(40).all()
+    # the diagonal without defence is the white-box accuracy of the main table
+    main = pd.read_parquet(results / "tables/resnet/pgd/ddpm.parquet").drop_duplicates("epsilon")
+    diagonal = transfer[transfer["defence"] == "none"].sort_values("epsilon")
+    assert list(diagonal["accuracy"]) == pytest.approx(list(main.sort_values("epsilon")["pgd_acc"]))
+    html = (results / "report.html").read_text()
+    for title in ("Adaptive attack", "Accuracy against PGD iterations", "Transfer between classifiers"):
+        assert title in html
 
 
 def test_every_stage_is_sharded_and_timed(finished_run):

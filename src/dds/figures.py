@@ -251,10 +251,13 @@ def adaptive_figure(table: pd.DataFrame, path_png, path_svg) -> None:
                 ax.plot([0.0, *line.index], [clean, *line.to_numpy()], marker="o", label=kind, color=palette[kind],
                         linestyle="--" if kind == "unaware" else "-")
             _epsilon_axis(ax, [0.0, *rows["epsilon"]])
+            if r < len(classifiers) - 1:
+                ax.set_xlabel("")
             ax.set_title(f"{name}, sigma={sigma:g}")
             ax.set_ylim(0, 1.02)
         axes[r][0].set_ylabel("denoised accuracy (one draw)")
     axes[0][-1].legend(loc="lower left", fontsize="small")
+    fig.subplots_adjust(hspace=0.35)
     _save(fig, path_png, path_svg)
 
 
@@ -270,8 +273,9 @@ def transfer_figure(matrices: dict, path_png, path_svg) -> None:
         for c, eps in enumerate(epsilons):
             ax = axes[r][c]
             sns.heatmap(matrices[(defence, eps)], ax=ax, vmin=0, vmax=1, annot=True, fmt=".2f", cbar=False,
-                        cmap="viridis", square=True)
+                        cmap="viridis", square=True, xticklabels=r == len(defences) - 1, yticklabels=c == 0)
             ax.set_title(f"{defence}, eps={eps:g}", fontsize="small")
             ax.set_xlabel("target" if r == len(defences) - 1 else "")
             ax.set_ylabel("source" if c == 0 else "")
+    fig.subplots_adjust(hspace=0.3, wspace=0.1)
     _save(fig, path_png, path_svg)

@@ -185,7 +185,8 @@ def get_report_tables(wildcards):
         ("transfer", layout.TRANSFER_TABLE, layout.TRANSFER_PNG),
     ]:
         if config[section]["enabled"]:
-            tables[section] = layout.fill(table, dataset=DATASET)
+            # named apart from the stages' benchmark lists (same names)
+            tables[f"{section}_table"] = layout.fill(table, dataset=DATASET)
             tables[f"{section}_png"] = layout.fill(png, dataset=DATASET)
     return tables
 
