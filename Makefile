@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: demo test lint browser-deps clean
+.PHONY: demo test lint system-deps browser-deps slurm-deps clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -20,17 +20,30 @@ demo: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES)
 	@echo "report: results/digits/report.html"
 
-# Chromium (for the report's browser test) and LaTeX (to compile the tables) come from
-# Debian's packages when this runs as root with apt; otherwise those tests skip and say why.
+# The Debian packages some tests need, installed when this runs as root with apt; otherwise
+# those tests skip and say why.
+system-deps: browser-deps slurm-deps
+
+APT_INSTALL := apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+ROOT_WITH_APT := [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null
+
+# Chromium (the report's browser test) and LaTeX (to compile the tables)
 browser-deps:
-	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	@if $(ROOT_WITH_APT) && \
 	    { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! command -v pdflatex >/dev/null; }; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    chromium chromium-driver texlive-latex-base texlive-latex-recommended >/dev/null) \
+	  ($(APT_INSTALL) chromium chromium-driver texlive-latex-base texlive-latex-recommended >/dev/null) \
 	  || echo "could not install chromium/texlive: the browser and LaTeX tests will skip"; \
 	fi
 
-test: $(VENV)/.installed browser-deps
+# SLURM and munge, for the test that starts a one-node SLURM cluster (tests/test_slurm.py)
+slurm-deps:
+	@if $(ROOT_WITH_APT) && ! { command -v slurmctld && command -v slurmd && command -v sbatch && \
+	    command -v munged; } >/dev/null; then \
+	  ($(APT_INSTALL) slurm-wlm slurmctld slurmd slurm-client munge >/dev/null) \
+	  || echo "could not install slurm/munge: the SLURM test will skip"; \
+	fi
+
+test: $(VENV)/.installed system-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed

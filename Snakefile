@@ -3,7 +3,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# the embedded default, unless --configfile names the config: a preset (presets/*.yaml) is a
+# whole config, since an overlay cannot remove the default's classifiers and denoisers; to
+# overlay the default instead, name it first: --configfile config.yaml mine.yaml
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -19,6 +24,7 @@ include: "workflow/rules/classify.smk"
 include: "workflow/rules/certify.smk"
 include: "workflow/rules/blur.smk"
 include: "workflow/rules/strength.smk"
+include: "workflow/rules/attention.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
@@ -26,3 +32,7 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         get_final_output(),
+
+
+# after every rule is defined
+check_resource_overrides()

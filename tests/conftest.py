@@ -1,9 +1,18 @@
-"""Small shared fixtures for the unit tests of dds (tiny data, tiny models)."""
+"""Shared fixtures: tiny data and models for the unit tests of dds, and the tiny config with
+one finished run of it for the workflow tests (one run per test session, shared by the test
+files that read it)."""
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
 
 # The models here are tiny: one thread is as fast as two, and it avoids the large slow-downs
 # of oversubscribed OpenMP threads when a workflow shares the CPU cores with the tests.
@@ -51,3 +60,52 @@ def compile_latex(tmp_path):
         assert (tmp_path / "doc.pdf").stat().st_size > 0
 
     return run
+
+
+TINY = {
+    "seed": 3,
+    "device": "cpu",
+    "batch_size": 16,
+    "dataset": {"name": "digits", "image_size": 16, "eval_size": 40, "shard_size": 20},
+    "classifiers": {"resnet": {"model": "resnet18", "epochs": 2},
+                    "fd-resnet": {"model": "resnet18", "epochs": 1, "feature_denoising": {"stages": [3, 4]},
+                                  "adversarial_training": {"steps": 1, "fraction": 0.25}}},
+    "denoisers": {"ddpm": {"block_out_channels": [16, 32], "attention_levels": [1], "steps": 20, "batch_size": 16}},
+    "attacks": {"pgd": {"method": "pgd_linf", "epsilons": [0.1], "steps": 2, "step_size": 2.5,
+                        "step_mode": "relative"}},
+    "sigmas": [0.25, 0.5],
+    "certify": {"num_images": 30, "n0": 10, "n": 50, "alpha": 0.01, "epsilons": [0.1]},
+    "blur": {"noise_levels": [0.0, 0.25]},
+    "iterations": {"enabled": True, "attack": "pgd", "epsilon": 0.1, "steps": [1, 3], "num_images": 20},
+    "adaptive": {"enabled": True, "attack": "pgd", "epsilons": [0.1], "eot_draws": 2, "draws_per_pass": 1,
+                 "vote_draws": 8, "num_images": 25},
+    "attention": {"enabled": True, "attack": "pgd", "epsilons": [0.1], "sigmas": [0.25], "num_images": 10,
+                  "figure_images": 2},
+    "report": {"examples": 3},
+}
+
+
+def workflow_copy(path: Path, config: dict) -> Path:
+    """The workflow's files in `path`, with `config` as its config.yaml."""
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "Snakefile", path)
+    shutil.copytree(REPO / "workflow", path / "workflow")
+    shutil.copytree(REPO / "envs", path / "envs")
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The Snakemake command line in `workdir` on 2 cores (`env`: the whole environment)."""
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir,
+                          capture_output=True, text=True, timeout=900, env=env)
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """The tiny config run to the end, once per test session; tests that run more jobs in it
+    work on a copy, so every reader sees the same finished run."""
+    workdir = workflow_copy(tmp_path_factory.mktemp("run"), TINY)
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir

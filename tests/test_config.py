@@ -34,7 +34,7 @@ def test_shipped_config_validates_and_gets_defaults(config, shipped):
     resnet = config["classifiers"]["resnet"]
     assert "epochs" not in shipped["classifiers"]["resnet"]
     assert resnet == {"model": "resnet18", "kwargs": {}, "epochs": 8, "batch_size": 64, "lr": 0.002,
-                      "weight_decay": 0.05}
+                      "weight_decay": 0.05, "augment": False, "pretrained": False}
     assert config["classifiers"]["vit"]["epochs"] == 15  # given values are kept
     assert config["classifiers"]["vit"]["lr"] == 0.001
     assert config["classifiers"]["cbam-resnet"]["kwargs"] == {"block_args": {"attn_layer": "cbam"}}
@@ -126,6 +126,21 @@ BAD = {
     "iterations empty steps": (set_key(["iterations", "steps"], []), ["'iterations.steps'"]),
     "iterations duplicate steps": (set_key(["iterations", "steps"], [5, 5]), ["'iterations.steps'"]),
     "transfer unknown key": (set_key(["transfer", "matrix"], True), ["'transfer'", "matrix"]),
+    "sigma as text": (set_key(["sigmas"], ["0.25"]), ["'sigmas[0]'"]),
+    "infinite sigma": (set_key(["sigmas"], [float("inf")]), ["'sigmas[0]'", "inf", "finite"]),
+    "NaN epsilon": (set_key(["attacks", "pgd", "epsilons"], [float("nan")]), ["'attacks.pgd.epsilons[0]'", "finite"]),
+    "infinite L2 epsilon": (lambda c: c["attacks"]["pgd"].update(method="pgd_l2", epsilons=[float("inf")]),
+                            ["'attacks.pgd.epsilons[0]'", "finite"]),
+    "empty sigma grid": (set_key(["sigmas"], []), ["'sigmas'"]),
+    "attention epsilon not attacked": (set_key(["attention", "epsilons"], [0.3]), ["'attention.epsilons'", "0.3"]),
+    "attention sigma not in sigmas": (set_key(["attention", "sigmas"], [0.75]), ["'attention.sigmas'", "0.75"]),
+    "attention on unknown attack": (set_key(["attention", "attack"], "cw"), ["'attention.attack'", "'cw'"]),
+    "feature denoising unknown variant": (set_key(["classifiers", "resnet", "feature_denoising"], {"variant": "gauss"}),
+                                          ["'classifiers.resnet.feature_denoising.variant'", "'softmax'"]),
+    "feature denoising stage 5": (set_key(["classifiers", "resnet", "feature_denoising"], {"stages": [5]}),
+                                  ["'classifiers.resnet.feature_denoising.stages[0]'"]),
+    "adversarial fraction above 1": (set_key(["classifiers", "resnet", "adversarial_training"], {"fraction": 1.5}),
+                                     ["'classifiers.resnet.adversarial_training.fraction'"]),
 }
 
 
@@ -148,26 +163,29 @@ def test_every_problem_is_listed(config):
 
 
 def without_pgd_sweeps(config):
-    config["iterations"]["enabled"] = config["adaptive"]["enabled"] = False
+    config["iterations"]["enabled"] = config["adaptive"]["enabled"] = config["attention"]["enabled"] = False
 
 
 GOOD = {
     "largest sigma": set_key(["sigmas"], [10]),
     "integer sigma": set_key(["sigmas"], [1]),
     "epsilon bounds": lambda c: (set_key(["attacks", "pgd", "epsilons"], [0, 1])(c),
-                                 set_key(["certify", "epsilons"], [1])(c), set_key(["adaptive", "epsilons"], [1])(c)),
+                                 set_key(["certify", "epsilons"], [1])(c), set_key(["adaptive", "epsilons"], [1])(c),
+                                 set_key(["attention", "epsilons"], [1])(c)),
     "cuda index": set_key(["device"], "cuda:1"),
     "cpu": set_key(["device"], "cpu"),
     "name with digits and dash": add_classifier("res-net-2"),
     "absolute step": lambda c: c["attacks"]["pgd"].update(step_size=2 / 255, step_mode="absolute"),
     "L2 epsilon above 1": lambda c: (c["attacks"]["pgd"].update(method="pgd_l2", epsilons=[0.02, 2.0]),
-                                     set_key(["adaptive", "epsilons"], [2.0])(c)),
+                                     set_key(["adaptive", "epsilons"], [2.0])(c),
+                                     set_key(["attention", "epsilons"], [2.0])(c)),
     "FGSM without steps": lambda c: (c.update(attacks={"fgsm": {"method": "fgsm", "epsilons": [0.02]}}),
                                      without_pgd_sweeps(c)),
     "AutoAttack": lambda c: (c.update(attacks={"aa": {"method": "autoattack_linf", "epsilons": [0.02]}}),
                              without_pgd_sweeps(c)),
     "adaptive L2 PGD": lambda c: c["attacks"]["pgd"].update(method="pgd_l2"),
-    "sweeps off need no attack": lambda c: (c.update(iterations={"enabled": False}, adaptive={"enabled": False})),
+    "sweeps off need no attack": lambda c: c.update(iterations={"enabled": False}, adaptive={"enabled": False},
+                                                    attention={"enabled": False}),
     "cosine schedule": set_key(["denoisers", "ddpm", "beta_schedule"], "squaredcos_cap_v2"),
 }
 

@@ -109,7 +109,7 @@ def test_manifest_is_consistent(digits8):
 
 def test_sample_stage_files_match_manifest(tmp_path):
     paths = [tmp_path / "train.parquet", tmp_path / "eval.parquet", tmp_path / "manifest.json"]
-    stages.sample("digits", 8, 100, 5, *paths)
+    stages.sample({"name": "digits", "image_size": 8, "eval_size": 100}, 5, *paths)
     train, evaluation, m = read_images(paths[0]), read_images(paths[1]), read_json(paths[2])
     assert m["train"]["count"] == len(train) == 1697 and m["eval"]["count"] == len(evaluation) == 100
     assert m["train"]["sha256"] == fingerprint(train)

@@ -11,8 +11,8 @@ import torch
 
 from dds.classifiers import build_classifier
 from dds.classify import predictions
-from dds.io import (SHAPE_KEY, DataFileError, ImageSet, atomic_path, load_tensors, read_images, read_json,
-                    read_table, save_tensors, write_images, write_json, write_table)
+from dds.io import (CHECKSUM_KEY, SHAPE_KEY, DataFileError, ImageSet, atomic_path, fingerprint, load_tensors,
+                    read_images, read_json, read_table, save_tensors, write_images, write_json, write_table)
 
 AWKWARD = np.array([0.0, -0.0, 1.0, 0.1, 1e-38, 1e-45, np.nextafter(np.float32(1), np.float32(0)),
                     np.nextafter(np.float32(0), np.float32(1)), 1 / 3, 0.5, 2 / 255, 0.9999999],
@@ -126,10 +126,33 @@ def test_bad_values(tmp_path, value, message):
 
 
 def shard_table(blobs, shape=(1, 2, 2)):
+    """A shard written by hand, with the fingerprint write_images would record when every
+    row is complete (and a wrong one otherwise)."""
     n = len(blobs)
     table = pa.table({"idx": pa.array(np.arange(n, dtype=np.int64)), "label": pa.array(np.zeros(n, dtype=np.int64)),
                       "image": pa.array(blobs, type=pa.binary())})
-    return table.replace_schema_metadata({SHAPE_KEY: json.dumps(list(shape)).encode()})
+    size = int(np.prod(shape)) * 4
+    checksum = "0" * 64
+    if all(len(b) == size for b in blobs):
+        images = torch.from_numpy(np.frombuffer(b"".join(blobs), dtype="<f4").reshape(n, *shape).copy())
+        checksum = fingerprint(ImageSet(torch.arange(n), torch.zeros(n, dtype=torch.int64), images))
+    return table.replace_schema_metadata({SHAPE_KEY: json.dumps(list(shape)).encode(),
+                                          CHECKSUM_KEY: checksum.encode()})
+
+
+@pytest.mark.parametrize("column", ["image", "label", "idx"])
+def test_shard_changed_after_writing_fails_its_checksum(tmp_path, column):
+    path = tmp_path / "shard.parquet"
+    write_images(path, image_set())
+    table = pq.read_table(path)
+    values = table.column(column).to_pylist()
+    values[1] = values[1][:-1] + bytes([values[1][-1] ^ 1]) if column == "image" else values[1] + 1
+    pq.write_table(table.set_column(table.schema.get_field_index(column), column,
+                                    pa.array(values, type=table.schema.field(column).type)), path)
+    assert pq.read_table(path).schema.metadata[CHECKSUM_KEY]  # the recorded fingerprint is still there
+    with pytest.raises(DataFileError, match="does not match the sha256") as info:
+        read_images(path)
+    assert_names_file(info, path)
 
 
 def test_row_with_wrong_byte_length(tmp_path):

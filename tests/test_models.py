@@ -8,11 +8,14 @@ import torch
 import yaml
 
 from dds.classifiers import Normalized, build_classifier, load_classifier, save_classifier, train_classifier
+from dds.config import validate
 from dds.diffusion import DiffusersEps, build_scheduler, load_ddpm, save_ddpm, train_ddpm
 from dds.io import DataFileError, ImageSet, load_tensors, save_tensors, write_images
 
-CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
-SPECS = yaml.safe_load(CONFIG.read_text())["classifiers"]
+REPO = Path(__file__).resolve().parents[1]
+# the shipped config's classifiers, with the schema's defaults filled in as the workflow does
+SPECS = validate(yaml.safe_load((REPO / "config.yaml").read_text()),
+                 REPO / "workflow" / "schemas" / "config.schema.yaml")["classifiers"]
 MEAN, STD = [0.3], [0.25]
 TINY_UNET = dict(block_out_channels=[8, 16], layers_per_block=1, attention_levels=[])  # as in conftest
 
@@ -20,7 +23,7 @@ TINY_UNET = dict(block_out_channels=[8, 16], layers_per_block=1, attention_level
 def build(name, seed=0):
     torch.manual_seed(seed)
     spec = SPECS[name]
-    return build_classifier(spec["model"], spec.get("kwargs", {}), 1, 10, MEAN, STD).eval()
+    return build_classifier(spec["model"], spec["kwargs"], 1, 10, MEAN, STD, spec.get("feature_denoising")).eval()
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +31,9 @@ def x16():
     return torch.rand((3, 1, 16, 16), generator=torch.Generator().manual_seed(0))
 
 
-def test_default_config_has_three_classifiers():
-    assert sorted(SPECS) == ["cbam-resnet", "resnet", "vit"]
+def test_default_config_has_four_classifiers():
+    assert sorted(SPECS) == ["cbam-resnet", "fd-resnet", "resnet", "vit"]
+    assert SPECS["fd-resnet"]["feature_denoising"] == {"variant": "softmax", "stages": [1, 2, 3, 4]}
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))

@@ -1,58 +1,25 @@
 """The workflow end to end on a tiny config, in a temporary directory, through the real
 Snakemake command line."""
 
-import shutil
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from dds.io import load_tensors
+
+from conftest import TINY, snakemake, workflow_copy
+
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow
-
-TINY = {
-    "seed": 3,
-    "device": "cpu",
-    "batch_size": 16,
-    "dataset": {"name": "digits", "image_size": 16, "eval_size": 40, "shard_size": 20},
-    "classifiers": {"resnet": {"model": "resnet18", "epochs": 2}},
-    "denoisers": {"ddpm": {"block_out_channels": [16, 32], "attention_levels": [1], "steps": 20, "batch_size": 16}},
-    "attacks": {"pgd": {"method": "pgd_linf", "epsilons": [0.1], "steps": 2, "step_size": 2.5,
-                        "step_mode": "relative"}},
-    "sigmas": [0.25, 0.5],
-    "certify": {"num_images": 30, "n0": 10, "n": 50, "alpha": 0.01, "epsilons": [0.1]},
-    "blur": {"noise_levels": [0.0, 0.25]},
-    "iterations": {"enabled": True, "attack": "pgd", "epsilon": 0.1, "steps": [1, 3], "num_images": 20},
-    "adaptive": {"enabled": True, "attack": "pgd", "epsilons": [0.1], "eot_draws": 2, "draws_per_pass": 1,
-                 "vote_draws": 8, "num_images": 25},
-    "report": {"examples": 3},
-}
-
-
-def workflow_copy(path: Path, config: dict) -> Path:
-    """The workflow's files in `path`, with `config` as its config.yaml."""
-    path.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "Snakefile", path)
-    shutil.copytree(REPO / "workflow", path / "workflow")
-    shutil.copytree(REPO / "envs", path / "envs")
-    (path / "config.yaml").write_text(yaml.safe_dump(config))
-    return path
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir,
-                          capture_output=True, text=True, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = workflow_copy(tmp_path_factory.mktemp("run"), TINY)
-    result = snakemake(workdir)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return workdir
 
 
 def test_tables_have_the_papers_columns_and_plausible_values(finished_run):
@@ -68,7 +35,8 @@ def test_tables_have_the_papers_columns_and_plausible_values(finished_run):
     tex = (results / "tables" / "resnet" / "pgd" / "ddpm.tex").read_text()
     assert "\\toprule" in tex and "Denoised Acc." in tex
     summary = pd.read_parquet(results / "tables" / "accuracy.parquet")
-    pd.testing.assert_frame_equal(summary, table)
+    assert set(summary["classifier"]) == {"resnet", "fd-resnet"}
+    pd.testing.assert_frame_equal(summary[summary["classifier"] == "resnet"].reset_index(drop=True), table)
 
 
 def test_certificates_in_the_customary_format_and_certified_tables(finished_run):
@@ -115,7 +83,8 @@ def test_attack_strength_adaptive_iterations_transfer(finished_run):
         main = pd.read_parquet(results / f"predictions/resnet/pgd/eps0.1/ddpm/sigma{sigma}/shard0.parquet")
         shard1 = pd.read_parquet(results / f"predictions/resnet/pgd/eps0.1/ddpm/sigma{sigma}/shard1.parquet")
         first = pd.concat([main, shard1]).head(25)
-        row = attacked[(attacked["attack"] == "unaware") & (attacked["sigma"] == sigma)]
+        row = attacked[(attacked["attack"] == "unaware") & (attacked["sigma"] == sigma)
+                       & (attacked["classifier"] == "resnet")]
         assert row["acc_single"].iloc[0] == pytest.approx(first["correct"].mean())
     assert "\\toprule" in (results / "tables/adaptive.tex").read_text()
     iterations = pd.read_parquet(results / "tables/iterations.parquet")
@@ -125,17 +94,31 @@ def test_attack_strength_adaptive_iterations_transfer(finished_run):
     assert set(transfer["defence"]) == {"none", "sigma=0.25", "sigma=0.5"} and transfer["n"].eq(40).all()
     # the diagonal without defence is the white-box accuracy of the main table
     main = pd.read_parquet(results / "tables/resnet/pgd/ddpm.parquet").drop_duplicates("epsilon")
-    diagonal = transfer[transfer["defence"] == "none"].sort_values("epsilon")
+    diagonal = transfer.query("defence == 'none' and source == 'resnet' and target == 'resnet'").sort_values("epsilon")
     assert list(diagonal["accuracy"]) == pytest.approx(list(main.sort_values("epsilon")["pgd_acc"]))
+    assert set(transfer["source"]) == set(transfer["target"]) == {"resnet", "fd-resnet"}
     html = (results / "report.html").read_text()
     for title in ("Adaptive attack", "Accuracy against PGD iterations", "Transfer between classifiers"):
         assert title in html
 
 
+def test_feature_denoising_classifier_and_attention_maps(finished_run):
+    results = finished_run / "results" / "digits"
+    metrics = json.loads((results / "classifiers/fd-resnet.json").read_text())
+    assert 0 <= metrics["heldout_robust_accuracy"] <= 1 and metrics["adversarial_training"]["fraction"] == 0.25
+    attention = pd.read_parquet(results / "tables/attention.parquet")
+    assert set(attention["classifier"]) == {"resnet", "fd-resnet"} and set(attention["method"]) == {"gradcam"}
+    assert set(attention["condition"]) == {"adversarial", "denoised"} and attention["images"].eq(10).all()
+    assert attention["topk_iou_mean"].between(0, 1).all()
+    assert (results / "figures/attention-fd-resnet-pgd-ddpm.png").read_bytes()[:4] == b"\x89PNG"
+    html = (results / "report.html").read_text()
+    assert "Attention under attack and denoising" in html and "heldout_robust_accuracy" in html
+
+
 def test_every_stage_is_sharded_and_timed(finished_run):
     results = finished_run / "results" / "digits"
-    assert len(list((results / "adversarial").rglob("shard*.parquet"))) == 4  # 2 epsilons x 2 shards
-    assert len(list((results / "denoised").rglob("shard*.parquet"))) == 8  # x 2 sigmas
+    assert len(list((results / "adversarial").rglob("shard*.parquet"))) == 8  # 2 classifiers x 2 epsilons x 2 shards
+    assert len(list((results / "denoised").rglob("shard*.parquet"))) == 16  # x 2 sigmas
     bench = list((results / "benchmarks").rglob("*.tsv"))
     assert len(bench) >= 1 + 2 + 4 + 8 + 4 + 8 + 1
     html = (results / "report.html").read_text()
@@ -143,21 +126,48 @@ def test_every_stage_is_sharded_and_timed(finished_run):
         assert stage in html
 
 
-def test_a_second_dry_run_has_nothing_to_do(finished_run):
-    result = snakemake(finished_run, "-n")
-    assert result.returncode == 0
-    assert "Nothing to be done" in result.stdout + result.stderr
+def killed_during(workdir: Path, log_pattern: str) -> None:
+    """Start the workflow and SIGKILL it, jobs and all, once a job whose log matches
+    `log_pattern` has started; then release Snakemake's lock as a user would."""
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", "--rerun-incomplete"], cwd=workdir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not any(workdir.glob(log_pattern)) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, f"the workflow ended before a job matching {log_pattern} started"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert snakemake(workdir, "--unlock").returncode == 0
 
 
-def test_same_seed_gives_identical_tables(finished_run, tmp_path):
+def assert_outputs_complete(results: Path) -> None:
+    """Every output file present is whole: atomic writes leave a file complete or absent."""
+    for path in results.rglob("*.parquet"):
+        pq.read_metadata(path)
+    for path in results.rglob("*.safetensors"):
+        load_tensors(path)
+    for path in results.rglob("*.json"):
+        json.loads(path.read_text())
+
+
+def test_killed_runs_resume_to_byte_identical_results(finished_run, tmp_path):
+    """Kill the workflow during training, attack and denoising jobs, rerun: the results equal
+    the uninterrupted run's byte for byte (tables) and exactly (every prediction)."""
     again = workflow_copy(tmp_path / "again", TINY)
-    result = snakemake(again, str(Path("results/digits/tables/accuracy.parquet")))
+    results = again / "results" / "digits"
+    for pattern in ("logs/digits/classifiers/*.log", "logs/digits/adversarial/**/*.log",
+                    "logs/digits/denoised/**/*.log"):
+        killed_during(again, pattern)
+        assert_outputs_complete(results)
+    result = snakemake(again, "--rerun-incomplete")
     assert result.returncode == 0, result.stderr[-4000:]
-    first = pd.read_parquet(finished_run / "results/digits/tables/accuracy.parquet")
-    second = pd.read_parquet(again / "results/digits/tables/accuracy.parquet")
-    pd.testing.assert_frame_equal(first, second, check_exact=True)
-    for shard in (finished_run / "results/digits/predictions").rglob("*.parquet"):
-        twin = again / shard.relative_to(finished_run)
+    first = finished_run / "results" / "digits"
+    tables = sorted(p.relative_to(first) for p in (first / "tables").rglob("*") if p.is_file())
+    assert len(tables) > 10
+    for table in tables:
+        assert (first / table).read_bytes() == (results / table).read_bytes(), table
+    for shard in (first / "predictions").rglob("*.parquet"):
+        twin = results / shard.relative_to(first)
         pd.testing.assert_frame_equal(pd.read_parquet(shard), pd.read_parquet(twin), check_exact=True)
 
 
@@ -186,30 +196,6 @@ def test_snakemake_report_collects_the_marked_figures(finished_run):
     html = (finished_run / "snakemake-report.html").read_text()
     for name in ("accuracy-resnet-pgd-ddpm.png", "comparison.png", "examples.png"):
         assert name in html
-
-
-def planned_jobs(dry_run_output: str) -> dict:
-    """Job counts from the 'Job stats' table of a dry run."""
-    lines = dry_run_output.split("Job stats:")[1].splitlines()
-    counts = {}
-    for line in lines[3:]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
-
-
-def test_adding_a_sigma_plans_only_the_jobs_it_touches(finished_run):
-    (finished_run / "more-sigmas.yaml").write_text("sigmas: [0.25, 0.5, 0.75]\n")
-    result = snakemake(finished_run, "-n", "--configfile", "config.yaml", "more-sigmas.yaml")
-    assert result.returncode == 0, result.stderr[-4000:]
-    jobs = planned_jobs(result.stdout + result.stderr)
-    # 2 epsilons x 2 shards for the new sigma, then the aggregates
-    # and the certification at the new sigma: 2 shards of the clean sample, 2 of the attacked set
-    assert jobs == {"denoise": 4, "classify_denoised": 4, "accuracy_table": 1, "summary": 1, "examples": 1,
-                    "certify_clean": 2, "certify_adversarial": 2, "certified_table": 1, "defences": 1,
-                    "report": 1, "all": 1}
 
 
 def test_unreachable_epsilons_are_warned_before_any_job(finished_run):

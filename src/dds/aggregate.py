@@ -6,6 +6,7 @@ import pandas as pd
 
 from . import certified as certified_mod
 from . import attack_tables, blur, figures, layout, report, tables
+from . import reference as paper
 from .io import read_images, read_json, read_table, write_table, write_text
 
 
@@ -73,6 +74,11 @@ def html_report(config: dict, summary_path, benchmarks: dict, out_path, repo_dir
                                                                                     dataset=dataset, denoiser=name))}
                for name in config["denoisers"]]
     sections = []
+    published = config["report"].get("reference")
+    if published is not None:
+        compared = paper.compare(df, paper.read_reference(published["table"]), dataset, published["classifiers"],
+                                 published["attack"], published["denoiser"], published["n"])
+        sections.append(paper.comparison_section(compared, published["source"], published["n"]))
     if config["certify"]["enabled"]:
         sections.append(_certified_section(config))
         figure_list += [(f"Certified accuracy: {c}, denoiser {d}",
@@ -90,6 +96,13 @@ def html_report(config: dict, summary_path, benchmarks: dict, out_path, repo_dir
         if config[key]["enabled"]:
             sections.append(build(config))
             figure_list.append((title, layout.fill(png, dataset=dataset), sections[-1]["caption"]))
+    if config["attention"]["enabled"]:
+        sections.append(_attention_section(config))
+        figure_list += [(f"Attention: {c}", layout.fill(layout.ATTENTION_PNG, dataset=dataset, classifier=c,
+                                                        attack=config["attention"]["attack"], denoiser=d),
+                         "Grad-CAM of the true class on the same images clean, attacked at each epsilon and denoised "
+                         "at each sigma (from the largest epsilon).")
+                        for c in config["classifiers"] for d in config["denoisers"]]
     html = report.render_report(df, figure_list, tables.stage_resources(benchmarks), config,
                                 report.provenance(repo_dir), title=f"dds report: {dataset}", models=models,
                                 sections=sections)
@@ -154,6 +167,14 @@ def iterations_summary(paths, table_path, png_path, svg_path) -> None:
     table = _concat(paths)
     write_table(table, table_path)
     figures.iterations_figure(table, png_path, svg_path)
+
+
+def attention_summary(paths, table_path) -> None:
+    """How far attention moves under attack and comes back after denoising, per classifier,
+    method, condition, epsilon and sigma."""
+    from .attention_maps import attention_shift_table
+
+    write_table(attention_shift_table(_concat(paths)), table_path)
 
 
 def adaptive_summary(dataset: str, paths, table_path, tex_path, png_path, svg_path) -> None:
@@ -317,3 +338,23 @@ def _transfer_section(config: dict) -> dict:
             "caption": "Adversarial examples made on the source classifier, classified by every classifier, "
                        "undefended and after denoising (the same denoised images as the main tables); "
                        "source = target is the white-box attack."}
+
+
+def _attention_section(config: dict) -> dict:
+    """Per classifier and method: rank correlation and top-k overlap with the clean maps."""
+    table = read_table(layout.fill(layout.ATTENTION_TABLE, dataset=config["dataset"]["name"]))
+    out = []
+    for (c, method), rows in table.groupby(["classifier", "method"], sort=False):
+        out.append({"caption": f"{c}: {'Grad-CAM' if method == 'gradcam' else 'CBAM spatial attention'} against "
+                               "the clean image's map",
+                    "columns": ["Condition", "Epsilon", "Sigma", "Spearman (mean)", "Spearman (sd)", "top-20% IoU",
+                                "images"],
+                    "rows": [[r.condition, f"{r.epsilon:g}", "" if pd.isna(r.sigma) else f"{r.sigma:g}",
+                              _fixed(r.spearman_mean), _fixed(r.spearman_std), _fixed(r.topk_iou_mean),
+                              str(r.images)]
+                             for r in rows.sort_values(["condition", "epsilon", "sigma"]).itertuples()]})
+    return {"title": "Attention under attack and denoising", "tables": out,
+            "caption": "Per image, Spearman's rank correlation and the overlap (IoU) of the 20% most attended pixels "
+                       "between the map of the clean image and the map of its attacked or denoised version (1: the "
+                       "classifier looks at the same places); Grad-CAM explains the true class. Denoised rows at "
+                       "epsilon 0 are the clean images denoised."}

@@ -51,10 +51,10 @@ def cbam_spatial_maps(model: nn.Module, images: torch.Tensor, batch_size: int = 
     """The spatial attention (the sigmoid gate of CBAM's spatial module) of the deepest CBAM
     block whose map has more than one pixel: the last block for inputs of 64 px and more;
     for 16 px digits the last stages are 1x1, where attention says nothing about where."""
-    gates = [m.gate for m in model.modules() if isinstance(m, (SpatialAttn, LightSpatialAttn))]
-    if not gates:
+    if not has_cbam(model):
         raise ValueError("cbam_spatial_maps: the model has no CBAM spatial attention; build a timm ResNet with "
                          "kwargs block_args: {attn_layer: cbam}, or use Grad-CAM (method 'gradcam')")
+    gates = [m.gate for m in model.modules() if isinstance(m, (SpatialAttn, LightSpatialAttn))]
     maps = [out[:, 0] for out in _spatial_outputs(model, gates, images, batch_size)]
     spatial = [m for m in maps if m.shape[-2] * m.shape[-1] > 1]
     if not spatial:
@@ -108,6 +108,15 @@ def gradcam_maps(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, b
 
 
 METHODS = ("gradcam", "cbam")
+
+
+def has_cbam(model: nn.Module) -> bool:
+    return any(isinstance(m, (SpatialAttn, LightSpatialAttn)) for m in model.modules())
+
+
+def methods_for(model: nn.Module) -> list[str]:
+    """Grad-CAM for every classifier, and CBAM's own spatial attention where it has one."""
+    return ["gradcam", "cbam"] if has_cbam(model) else ["gradcam"]
 
 
 def attention_maps(method: str, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import training
 from .attacks import ATTACKS, attack
 from .feature_denoising import add_denoising_blocks
 from .io import DataFileError, ImageSet, load_tensors, save_tensors
@@ -48,6 +49,9 @@ class Normalized(nn.Module):
         self.resize = dict(resize) if resize else None
 
     def forward(self, x):
+        if x.ndim != 4 or x.shape[1] != self.mean.shape[1]:
+            raise ValueError(f"this classifier takes [N, {self.mean.shape[1]}, H, W] images in [0,1], got shape "
+                             f"{tuple(x.shape)}: the images and the classifier come from different datasets")
         if self.resize is not None and tuple(x.shape[-2:]) != (self.resize["size"],) * 2:
             x = resize_images(x, self.resize["size"], self.resize["mode"])
         return self.net((x - self.mean) / self.std)
@@ -105,9 +109,15 @@ def _training_attack(spec: dict) -> dict:
 
 
 def train_classifier(model: Normalized, train: ImageSet, heldout: ImageSet, epochs: int, batch_size: int,
-                     lr: float, weight_decay: float, seed: int, device, adversarial: dict | None = None) -> dict:
+                     lr: float, weight_decay: float, seed: int, device, adversarial: dict | None = None,
+                     augment: bool = False, checkpoint_dir=None, identity: dict | None = None) -> dict:
     """AdamW with warm-up and cosine decay and cross-entropy; deterministic on CPU for a given seed.
     The last incomplete batch of each epoch is dropped (a batch of one breaks BatchNorm).
+    `augment`: random crop (padding 4) and horizontal flip of every training batch. On CUDA
+    the forward and backward passes run in mixed precision (dds.training.mixed_precision).
+    `checkpoint_dir`: a checkpoint is written there after every epoch, and a run finds the
+    last one there and continues from it (when `identity`, a JSON-able description of the
+    run, is the same), ending with the same weights as an uninterrupted run.
 
     `adversarial` (keys ADVERSARIAL_KEYS) trains with PGD L-inf from the attack registry: in
     each batch the first `fraction` of the (shuffled) images are replaced by their PGD versions
@@ -119,32 +129,50 @@ def train_classifier(model: Normalized, train: ImageSet, heldout: ImageSet, epoc
         check_adversarial_spec(adversarial)
     torch.manual_seed(derive_seed(seed, "train-classifier"))
     order = torch.Generator().manual_seed(derive_seed(seed, "train-classifier-order"))
+    crops = torch.Generator().manual_seed(derive_seed(seed, "train-classifier-augment"))
     model.to(device)
     batch_size = min(batch_size, len(train))
     steps_per_epoch = len(train) // batch_size
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = warmup_cosine(optimizer, epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss()
+    amp_dtype, scaler = training.mixed_precision(torch.device(device))
+    generators = {"order": order, "augment": crops}
+    done = 0 if checkpoint_dir is None else training.load_checkpoint(checkpoint_dir, identity, model, optimizer,
+                                                                     schedule, scaler, generators)
     if adversarial is not None:
         pgd = ATTACKS["pgd_linf"](model, _training_attack(adversarial), adversarial["epsilon"], model.net.num_classes)
         adversarial_count = max(1, round(adversarial["fraction"] * batch_size))  # a fraction > 0 is never none
     start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    for epoch in range(done + 1, epochs + 1):
         model.train()
         perm = torch.randperm(len(train), generator=order)
         total = 0.0
         for b in range(steps_per_epoch):
             pos = perm[b * batch_size : (b + 1) * batch_size]
             x, y = train.images[pos].to(device), train.labels[pos].to(device)
+            if augment:
+                x = training.augment_batch(x, crops)
             if adversarial is not None:
                 x = torch.cat([pgd(x[:adversarial_count], y[:adversarial_count]), x[adversarial_count:]])
-            loss = loss_fn(model(x), y)
+            with training.autocast(torch.device(device), amp_dtype):
+                loss = loss_fn(model(x), y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             schedule.step()
             total += loss.item() * len(pos)
+            if steps_per_epoch >= 40 and (b + 1) % (steps_per_epoch // 4) == 0 and b + 1 < steps_per_epoch:
+                log.info("epoch %d/%d: batch %d/%d, train loss %.4f (%.1f s)", epoch, epochs, b + 1, steps_per_epoch,
+                         total / ((b + 1) * batch_size), time.perf_counter() - start)
         log.info("epoch %d/%d: train loss %.4f (%.1f s)", epoch, epochs, total / len(train), time.perf_counter() - start)
+        if checkpoint_dir is not None:
+            training.save_checkpoint(checkpoint_dir, epoch, identity, model, optimizer, schedule, scaler, generators)
     metrics = {
         "epochs": epochs,
         "train_accuracy": accuracy(model, train, 256, device),

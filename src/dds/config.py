@@ -2,6 +2,7 @@
 key, the value and what is allowed, and the schema's defaults filled in."""
 
 import copy
+import math
 from pathlib import Path
 
 import jsonschema
@@ -50,6 +51,7 @@ def validate(config: dict, schema_path) -> dict:
 
     Raises ConfigError listing every problem as `key: message (what is allowed)`.
     """
+    _check_finite(config, [])
     schema = yaml.safe_load(Path(schema_path).read_text())
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -62,8 +64,100 @@ def validate(config: dict, schema_path) -> dict:
     return config
 
 
+def _check_finite(value, path) -> None:
+    """No NaN or infinity anywhere (YAML's .nan and .inf are numbers to the schema)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key '{_key(path)}': {value} is not a finite number")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    for key, item in items:
+        _check_finite(item, [*path, key])
+
+
+# keys of `dataset` that only one dataset uses, and their defaults there (None: no default)
+DATASET_KEYS = {
+    "cifar10": {"root": "data", "download": False},
+    "imagenet": {"root": None, "labels_file": None, "require_all_classes": True},
+}
+CIFAR10_SIZE = 32
+
+
+def _check_dataset(config: dict) -> None:
+    """Fill the defaults of the chosen dataset's own keys; refuse the keys of other datasets."""
+    spec = config["dataset"]
+    own = DATASET_KEYS.get(spec["name"], {})
+    foreign = sorted({k for keys in DATASET_KEYS.values() for k in keys} - set(own))
+    for key in foreign:
+        if key in spec:
+            users = [name for name, keys in DATASET_KEYS.items() if key in keys]
+            raise ConfigError(f"config key 'dataset.{key}': applies to dataset {' and '.join(users)} only, "
+                              f"not to {spec['name']}; remove it")
+    for key, default in own.items():
+        if default is not None:
+            spec.setdefault(key, default)
+    if spec["name"] == "imagenet" and "root" not in spec:
+        raise ConfigError("config key 'dataset.root': imagenet needs the folder of the validation images "
+                          "(class folders, or the flat official layout with labels_file)")
+    if spec["name"] == "cifar10" and spec["image_size"] != CIFAR10_SIZE:
+        raise ConfigError(f"config key 'dataset.image_size': CIFAR-10 images are {CIFAR10_SIZE}x{CIFAR10_SIZE}, "
+                          f"not {spec['image_size']}; to feed a classifier larger images, give it "
+                          "resize: {size: 224, mode: bilinear}")
+
+
+def _check_models(config: dict) -> None:
+    """Pretrained classifiers and official diffusion checkpoints fit the dataset."""
+    dataset = config["dataset"]
+    for name, spec in config["classifiers"].items():
+        key = f"config key 'classifiers.{name}"
+        if "weights" in spec and not spec["pretrained"]:
+            raise ConfigError(f"{key}.weights': pretrained weights for a classifier the workflow trains; "
+                              "set pretrained: true to use them, or remove weights")
+        if spec["pretrained"] and dataset["name"] != "imagenet":
+            raise ConfigError(f"{key}.pretrained': timm's pretrained heads predict the 1000 ImageNet-1k classes; "
+                              f"dataset {dataset['name']!r} has other labels: train the classifier instead")
+    openai = {name: spec for name, spec in config["denoisers"].items() if spec["kind"] == "openai"}
+    if not openai:
+        return
+    from .openai_unet import CHECKPOINTS  # imports torch: only for configs that use a checkpoint
+
+    sources = {}
+    for name, spec in openai.items():
+        key = f"config key 'denoisers.{name}"
+        if spec["checkpoint"] not in CHECKPOINTS:
+            raise ConfigError(f"{key}.checkpoint': {spec['checkpoint']!r} is not an OpenAI checkpoint dds knows; "
+                              f"allowed: {', '.join(sorted(CHECKPOINTS))}")
+        size = CHECKPOINTS[spec["checkpoint"]].unet.image_size
+        if size != dataset["image_size"]:
+            raise ConfigError(f"{key}.checkpoint': {spec['checkpoint']} denoises {size}x{size} images but "
+                              f"dataset.image_size is {dataset['image_size']}; set dataset.image_size: {size}")
+        source = (spec["url"], spec["sha256"])
+        first = sources.setdefault(spec["checkpoint"], (name, source))
+        if first[1] != source:
+            raise ConfigError(f"{key}': checkpoint {spec['checkpoint']} has another url or sha256 than in "
+                              f"denoisers.{first[0]}; one checkpoint file has one source")
+
+
+def _check_reference(config: dict) -> None:
+    """The published table names classifiers, an attack and a denoiser of this config."""
+    reference = config["report"].get("reference")
+    if reference is None:
+        return
+    for ours in reference["classifiers"]:
+        if ours not in config["classifiers"]:
+            raise ConfigError(f"config key 'report.reference.classifiers': {ours!r} is not a classifier of this "
+                              f"config ({', '.join(config['classifiers'])})")
+    for section in ("attack", "denoiser"):
+        names = config[f"{section}s"]
+        reference.setdefault(section, next(iter(names)))
+        if reference[section] not in names:
+            raise ConfigError(f"config key 'report.reference.{section}': {reference[section]!r} is not "
+                              f"among this config's {section}s ({', '.join(names)})")
+
+
 def _check_consistency(config: dict) -> None:
     """Rules the schema cannot express."""
+    _check_dataset(config)
+    _check_models(config)
+    _check_reference(config)
     for name, attack in config["attacks"].items():
         key = f"config key 'attacks.{name}'"
         if NORMS[attack["method"]] == "linf" and max(attack["epsilons"]) > 1:
@@ -83,7 +177,7 @@ def _check_consistency(config: dict) -> None:
             if eps != 0 and eps not in attack["epsilons"]:
                 raise ConfigError(f"config key 'certify.epsilons': {eps} is not among the epsilons of attack "
                                   f"'{name}' ({attack['epsilons']}); certify only sets the attacks make")
-    for section in ("iterations", "adaptive"):
+    for section in ("iterations", "adaptive", "attention"):
         spec = config[section]
         if not spec["enabled"]:
             continue
@@ -103,3 +197,14 @@ def _check_consistency(config: dict) -> None:
             if eps not in allowed:
                 raise ConfigError(f"config key 'adaptive.epsilons': {eps} is not among the epsilons of attack "
                                   f"'{adaptive['attack']}' ({allowed}); the adaptive attack is compared with it")
+    attention = config["attention"]
+    if attention["enabled"]:
+        allowed = config["attacks"][attention["attack"]]["epsilons"]
+        for eps in attention["epsilons"]:
+            if eps not in allowed:
+                raise ConfigError(f"config key 'attention.epsilons': {eps} is not among the epsilons of attack "
+                                  f"'{attention['attack']}' ({allowed})")
+        for sigma in attention.get("sigmas", []):
+            if sigma not in config["sigmas"]:
+                raise ConfigError(f"config key 'attention.sigmas': {sigma} is not among the config's sigmas "
+                                  f"({config['sigmas']})")

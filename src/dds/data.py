@@ -1,6 +1,5 @@
 """Datasets and the seeded, stratified split into a training part and an evaluation sample."""
 
-import hashlib
 from collections import Counter
 
 import numpy as np
@@ -8,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
-from .io import ImageSet
+from .io import ImageSet, fingerprint
 from .seeding import derive_seed
 
 
@@ -55,23 +54,34 @@ def stratified_positions(labels: torch.Tensor, size: int, seed: int) -> tuple[np
     return np.sort(rest), np.sort(chosen)
 
 
+def _take(data: ImageSet, positions: np.ndarray) -> ImageSet:
+    pos = torch.from_numpy(positions)
+    return ImageSet(data.idx[pos], data.labels[pos], data.images[pos].contiguous())
+
+
 def split(data: ImageSet, eval_size: int, seed: int) -> tuple[ImageSet, ImageSet]:
     """Stratified split into (train, eval); eval holds eval_size images, both sorted by idx."""
     train_pos, eval_pos = stratified_positions(data.labels, eval_size, seed)
-
-    def take(pos):
-        pos = torch.from_numpy(pos)
-        return ImageSet(data.idx[pos], data.labels[pos], data.images[pos].contiguous())
-
-    return take(train_pos), take(eval_pos)
+    return _take(data, train_pos), _take(data, eval_pos)
 
 
-def fingerprint(data: ImageSet) -> str:
-    """sha256 of the indices, labels and exact float32 image bytes."""
-    digest = hashlib.sha256()
-    for t in (data.idx, data.labels, data.images):
-        digest.update(t.contiguous().numpy().tobytes())
-    return digest.hexdigest()
+def sample_splits(spec: dict, seed: int) -> tuple[ImageSet, ImageSet]:
+    """(training images, evaluation sample) of the config's `dataset` section. digits: a
+    stratified split; cifar10: the whole training split, and a stratified sample of the test
+    split; imagenet: no training images (its classifiers are pretrained), and a stratified
+    sample of the validation images, decoded at image_size."""
+    from . import datasets
+
+    name, size = spec["name"], spec["eval_size"]
+    if name == "cifar10":
+        test = datasets.load_cifar10(spec["root"], train=False, download=spec["download"])
+        evaluation = _take(test, stratified_positions(test.labels, size, seed)[1])
+        return datasets.load_cifar10(spec["root"], train=True), evaluation
+    if name == "imagenet":
+        evaluation = datasets.load_imagenet_val(spec["root"], size, seed, spec["image_size"], spec.get("labels_file"),
+                                                spec["require_all_classes"])
+        return _take(evaluation, np.arange(0)), evaluation
+    return split(load_dataset(name, spec["image_size"]), size, seed)
 
 
 def manifest(train: ImageSet, evaluation: ImageSet, name: str, image_size: int, seed: int) -> dict:

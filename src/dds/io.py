@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 SHAPE_KEY = b"dds.image_shape"
+CHECKSUM_KEY = b"dds.sha256"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -135,30 +136,42 @@ def concat_images(parts: list) -> ImageSet:
                     torch.cat([p.images for p in parts]))
 
 
+def fingerprint(data: ImageSet) -> str:
+    """sha256 of the indices, labels and exact float32 image bytes."""
+    digest = hashlib.sha256()
+    for t in (data.idx, data.labels, data.images):
+        digest.update(t.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def write_images(path, images: ImageSet, extra: dict | None = None) -> None:
-    """Write an image shard; `extra` adds per-image columns (e.g. perturbation norms)."""
+    """Write an image shard; `extra` adds per-image columns (e.g. perturbation norms). The
+    shard's fingerprint goes into its metadata, so a reader detects any later change."""
     x = images.images.detach().cpu().to(torch.float32).contiguous()
     if x.ndim != 4:
         raise ValueError(f"images must be [N, C, H, W], got shape {tuple(x.shape)}")
+    canonical = ImageSet(images.idx.detach().cpu().to(torch.int64), images.labels.detach().cpu().to(torch.int64), x)
     flat = x.numpy().astype("<f4", copy=False).reshape(len(x), int(np.prod(x.shape[1:])))
     columns = {
-        "idx": pa.array(images.idx.cpu().numpy().astype(np.int64)),
-        "label": pa.array(images.labels.cpu().numpy().astype(np.int64)),
+        "idx": pa.array(canonical.idx.numpy()),
+        "label": pa.array(canonical.labels.numpy()),
         "image": pa.array([row.tobytes() for row in flat], type=pa.binary()),
     }
     for name, values in (extra or {}).items():
         columns[name] = pa.array(np.asarray(values))
-    table = pa.table(columns).replace_schema_metadata({SHAPE_KEY: json.dumps(list(x.shape[1:])).encode()})
+    table = pa.table(columns).replace_schema_metadata({SHAPE_KEY: json.dumps(list(x.shape[1:])).encode(),
+                                                       CHECKSUM_KEY: fingerprint(canonical).encode()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
 
 def read_images(path) -> ImageSet:
-    """Read an image shard, checking shape, finiteness and range."""
+    """Read an image shard, checking its fingerprint, shape, finiteness and range."""
     table = _read_parquet(path, ["idx", "label", "image"])
     meta = table.schema.metadata or {}
-    if SHAPE_KEY not in meta:
-        raise DataFileError(f"{path}: no image shape in the file metadata; it was not written by dds.io.write_images")
+    if SHAPE_KEY not in meta or CHECKSUM_KEY not in meta:
+        raise DataFileError(f"{path}: no image shape or sha256 in the file metadata; it was not written by "
+                            "dds.io.write_images (delete it and rerun the rule that makes it)")
     shape = json.loads(meta[SHAPE_KEY])
     blobs = table.column("image").to_pylist()
     size = int(np.prod(shape)) * 4
@@ -167,15 +180,20 @@ def read_images(path) -> ImageSet:
         raise DataFileError(f"{path}: row {bad[0]} holds {len(blobs[bad[0]])} bytes, expected {size} for shape {shape}")
     array = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), *shape)
     images = torch.from_numpy(array.copy())
-    if not torch.isfinite(images).all():
-        raise DataFileError(f"{path}: images contain NaN or Inf")
-    if len(images) and (images.min() < 0 or images.max() > 1):
-        raise DataFileError(f"{path}: image values outside [0, 1] (min {images.min():.4g}, max {images.max():.4g})")
-    return ImageSet(
+    data = ImageSet(
         idx=torch.from_numpy(table.column("idx").to_numpy().astype(np.int64)),
         labels=torch.from_numpy(table.column("label").to_numpy().astype(np.int64)),
         images=images,
     )
+    expected = meta[CHECKSUM_KEY].decode()
+    if fingerprint(data) != expected:
+        raise DataFileError(f"{path}: content does not match the sha256 recorded when it was written ({expected}): "
+                            "the file was changed or damaged; delete it and rerun the rule that makes it")
+    if not torch.isfinite(images).all():
+        raise DataFileError(f"{path}: images contain NaN or Inf")
+    if len(images) and (images.min() < 0 or images.max() > 1):
+        raise DataFileError(f"{path}: image values outside [0, 1] (min {images.min():.4g}, max {images.max():.4g})")
+    return data
 
 
 def sha256_file(path) -> str:

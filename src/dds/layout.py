@@ -8,6 +8,9 @@ SAMPLE_EVAL = ROOT + "/sample/eval.parquet"
 MANIFEST = ROOT + "/sample/manifest.json"
 CLASSIFIER = ROOT + "/classifiers/{classifier}.safetensors"
 CLASSIFIER_METRICS = ROOT + "/classifiers/{classifier}.json"
+# the training checkpoint of the last finished epoch, removed once the classifier is written
+CLASSIFIER_CHECKPOINT = ROOT + "/classifiers/{classifier}.checkpoint"
+# a trained DDPM, or for an official checkpoint the reference to its verified file
 DENOISER = ROOT + "/denoisers/{denoiser}.safetensors"
 DENOISER_METRICS = ROOT + "/denoisers/{denoiser}.json"
 ADVERSARIAL = ROOT + "/adversarial/{classifier}/{attack}/eps{epsilon}/shard{shard}.parquet"
@@ -54,7 +57,12 @@ TRANSFER = ROOT + "/transfer/{classifier}/{attack}/{denoiser}.parquet"
 TRANSFER_TABLE = ROOT + "/tables/transfer.parquet"
 TRANSFER_PNG = ROOT + "/figures/transfer.png"
 TRANSFER_SVG = ROOT + "/figures/transfer.svg"
+ATTENTION = ROOT + "/attention/{classifier}/{attack}/{denoiser}.parquet"
+ATTENTION_PNG = ROOT + "/figures/attention-{classifier}-{attack}-{denoiser}.png"
+ATTENTION_TABLE = ROOT + "/tables/attention.parquet"
 REPORT = ROOT + "/report.html"
+# official diffusion checkpoints, downloaded once for every dataset
+CHECKPOINT = "data/checkpoints/{checkpoint}.pt"
 
 
 def _stem(pattern: str) -> str:

@@ -16,32 +16,60 @@ from .seeding import derive_seed
 log = logging.getLogger(__name__)
 
 
-def sample(name: str, image_size: int, eval_size: int, seed: int, train_path, eval_path, manifest_path) -> None:
+def sample(spec: dict, seed: int, train_path, eval_path, manifest_path) -> None:
+    """The training images and the evaluation sample of the config's `dataset` section."""
     from . import data
 
-    full = data.load_dataset(name, image_size)
-    train, evaluation = data.split(full, eval_size, seed)
+    train, evaluation = data.sample_splits(spec, seed)
     write_images(train_path, train)
     write_images(eval_path, evaluation)
-    write_json(data.manifest(train, evaluation, name, image_size, seed), manifest_path)
-    log.info("%s: %d training and %d evaluation images of shape %s", name, len(train), len(evaluation),
-             tuple(train.images.shape[1:]))
+    write_json(data.manifest(train, evaluation, spec["name"], spec["image_size"], seed), manifest_path)
+    log.info("%s: %d training and %d evaluation images of shape %s", spec["name"], len(train), len(evaluation),
+             tuple(evaluation.images.shape[1:]))
 
 
 def train_classifier(name: str, spec: dict, seed: int, device: str, train_path, eval_path, weights_path,
-                     metrics_path) -> None:
-    from . import classifiers
+                     metrics_path, checkpoint_dir=None) -> None:
+    """Train a classifier on the training images; `checkpoint_dir` keeps a checkpoint after every
+    epoch (removed once the weights are written), from which a rerun after an interruption
+    continues."""
+    from . import classifiers, data, training
 
     train, heldout = read_images(train_path), read_images(eval_path)
     in_chans, num_classes = train.images.shape[1], int(train.labels.max()) + 1
     mean, std = train.images.mean((0, 2, 3)), train.images.std((0, 2, 3))
     torch.manual_seed(derive_seed(seed, "classifier-init", name))
-    model = classifiers.build_classifier(spec["model"], spec["kwargs"], in_chans, num_classes, mean, std)
+    model = classifiers.build_classifier(spec["model"], spec["kwargs"], in_chans, num_classes, mean, std,
+                                         spec.get("feature_denoising"), resize=spec.get("resize"))
     metrics = classifiers.train_classifier(model, train, heldout, spec["epochs"], spec["batch_size"], spec["lr"],
                                            spec["weight_decay"], derive_seed(seed, "classifier", name),
-                                           resolve_device(device))
+                                           resolve_device(device), spec.get("adversarial_training"),
+                                           augment=spec.get("augment", False), checkpoint_dir=checkpoint_dir,
+                                           identity={"spec": spec, "seed": seed, "train": data.fingerprint(train)})
     metrics["parameters"] = sum(p.numel() for p in model.parameters())
     classifiers.save_classifier(model, weights_path, spec, in_chans, num_classes)
+    write_json(metrics, metrics_path)
+    if checkpoint_dir is not None:
+        training.discard_checkpoint(checkpoint_dir)
+
+
+def pretrained_classifier(name: str, spec: dict, weights_path, metrics_path) -> None:
+    """A timm classifier with its pretrained weights (cache or `spec["weights"]`), stored like
+    a trained one, with its pretrained preprocessing (resize, mean, std) inside."""
+    from . import classifiers, pretrained
+    from .datasets import NUM_CLASSES
+
+    model = pretrained.load_pretrained(name, spec["model"], spec["kwargs"], spec.get("weights"), spec.get("resize"))
+    if model.net.num_classes != NUM_CLASSES:
+        raise ValueError(f"classifiers.{name}: {spec['model']} predicts {model.net.num_classes} classes; the "
+                         f"ImageNet-1k validation labels need a head with {NUM_CLASSES}")
+    classifiers.save_classifier(model, weights_path, spec, 3, model.net.num_classes)
+    cfg = model.net.pretrained_cfg
+    metrics = {"source": spec.get("weights") or f"timm pretrained ({cfg.get('hf_hub_id') or cfg.get('url')})",
+               "parameters": sum(p.numel() for p in model.parameters()), "input_size": model.resize["size"],
+               "interpolation": model.resize["mode"], "mean": list(cfg["mean"]), "std": list(cfg["std"])}
+    log.info("%s: %s, %d parameters, input resized to %d (%s)", name, metrics["source"], metrics["parameters"],
+             metrics["input_size"], metrics["interpolation"])
     write_json(metrics, metrics_path)
 
 
@@ -82,49 +110,100 @@ def attack(spec: dict, attack_name: str, classifier_name: str, epsilon: float, s
     write_images(out_path, ImageSet(clean.idx, clean.labels, adv), {"linf": linf.numpy(), "l2": l2.numpy()})
 
 
-def load_denoiser(denoiser_path, sigma: float, device):
-    """The one-shot denoiser at `sigma` from a trained DDPM file."""
-    from . import diffusion
-    from .denoise import OneShotDenoiser
+def fetch_checkpoint(url: str, sha256: str | None, out_path) -> None:
+    """Download an official checkpoint, verified against `sha256` when the config gives one."""
+    from .fetch import download
 
-    eps_model, alphas_cumprod = diffusion.load_ddpm(denoiser_path, device)
-    denoiser = OneShotDenoiser(eps_model, alphas_cumprod, sigma)
+    actual = download(url, out_path, sha256)
+    if sha256 is None:
+        log.warning("the config gives no sha256 for %s: this download's is %s. Add `sha256: %s` to the denoiser's "
+                    "config to pin it; until then every use is checked against the sha256 recorded at first use",
+                    url, actual, actual)
+
+
+def openai_denoiser(name: str, spec: dict, checkpoint_path, weights_path, metrics_path) -> None:
+    """Check an official checkpoint once (sha256, strict load) and write the reference to it
+    that every later stage loads (see load_denoiser): its path, name and sha256. Without a
+    sha256 in the config, the file's sha256 now is recorded and verified from then on."""
+    from . import openai_unet
+    from .io import save_tensors, sha256_file
+
+    checkpoint = openai_unet.checkpoint_spec(spec["checkpoint"])
+    digest = spec["sha256"] or sha256_file(checkpoint_path)
+    eps_model, alphas_cumprod = openai_unet.load_openai_checkpoint(checkpoint_path, checkpoint, spec["sha256"])
+    save_tensors({}, weights_path, {"kind": "openai", "checkpoint": checkpoint.name, "path": str(checkpoint_path),
+                                    "sha256": digest})
+    metrics = {"kind": "openai", "checkpoint": checkpoint.name, "path": str(checkpoint_path), "sha256": digest,
+               "sha256_from": "config" if spec["sha256"] else "first use", "url": spec["url"],
+               "parameters": sum(p.numel() for p in eps_model.parameters()), "schedule": checkpoint.schedule,
+               "num_timesteps": len(alphas_cumprod), "image_size": checkpoint.unet.image_size}
+    log.info("%s: %s verified (sha256 %s, from the %s), %d parameters", name, checkpoint_path, digest,
+             metrics["sha256_from"], metrics["parameters"])
+    write_json(metrics, metrics_path)
+
+
+def load_denoiser(denoiser_path, sigma: float, device, run=None):
+    """The one-shot denoiser at `sigma` from a denoiser file: a DDPM trained here, or the
+    reference to an official checkpoint (whose sha256 is verified at every load). `run`
+    (dds.inference.Inference) prepares its network for inference; without it the denoiser
+    stays differentiable (the adaptive attack)."""
+    from .denoise import OneShotDenoiser
+    from .io import load_tensors
+
+    _, meta = load_tensors(denoiser_path)
+    if meta.get("kind") == "openai":
+        from .openai_unet import load_openai_checkpoint
+
+        eps_model, alphas_cumprod = load_openai_checkpoint(meta["path"], meta["checkpoint"], meta["sha256"], device)
+    else:
+        from .diffusion import load_ddpm  # diffusers takes seconds to import: only for DDPMs
+
+        eps_model, alphas_cumprod = load_ddpm(denoiser_path, device)
+    denoiser = OneShotDenoiser(eps_model if run is None else run.prepare(eps_model), alphas_cumprod, sigma)
     log.info("sigma=%g: timestep %d of %d (abar %.5f)", sigma, denoiser.t, len(alphas_cumprod), denoiser.abar)
     return denoiser
 
 
-def denoise(sigma: float, seed: int, batch_size: int, device: str, images_path, denoiser_path, out_path) -> None:
+def denoise(sigma: float, seed: int, batch_size: int, device: str, images_path, denoiser_path, out_path,
+            inference: dict | None = None) -> None:
     from .denoise import denoise_images
+    from .inference import resolve
 
     dev = resolve_device(device)
     source = read_images(images_path)
-    denoised = denoise_images(load_denoiser(denoiser_path, sigma, dev), source, seed, batch_size, dev)
+    denoiser = load_denoiser(denoiser_path, sigma, dev, resolve(inference, dev))
+    denoised = denoise_images(denoiser, source, seed, batch_size, dev)
     log.info("denoised %d images", len(source))
     write_images(out_path, ImageSet(source.idx, source.labels, denoised))
 
 
-def predict(batch_size: int, device: str, images_path, classifier_path, out_path) -> None:
+def predict(batch_size: int, device: str, images_path, classifier_path, out_path,
+            inference: dict | None = None) -> None:
     from . import classifiers, classify
+    from .inference import resolve
 
     dev = resolve_device(device)
     images = read_images(images_path)
-    table = classify.predictions(classifiers.load_classifier(classifier_path, dev), images, batch_size, dev)
+    model = resolve(inference, dev).prepare(classifiers.load_classifier(classifier_path, dev))
+    table = classify.predictions(model, images, batch_size, dev)
     log.info("accuracy %.4f on %d images", table["correct"].mean(), len(table))
     write_table(table, out_path)
 
 
 
 def certify(sigma: float, spec: dict, seed: int, device: str, images_path, rows, denoiser_path,
-            classifier_paths: dict, out_paths: dict) -> None:
+            classifier_paths: dict, out_paths: dict, inference: dict | None = None) -> None:
     """Certify rows [start, stop) of an image file with every classifier in `classifier_paths`,
     fused through one denoiser at one sigma; one Parquet of per-example results each."""
     from . import certify as certification
     from . import classifiers
+    from .inference import resolve
 
     dev = resolve_device(device)
+    run = resolve(inference, dev)
     images = read_images(images_path).subset(*rows)
-    denoiser = load_denoiser(denoiser_path, sigma, dev)
-    models = {name: classifiers.load_classifier(path, dev) for name, path in classifier_paths.items()}
+    denoiser = load_denoiser(denoiser_path, sigma, dev, run)
+    models = {name: run.prepare(classifiers.load_classifier(path, dev)) for name, path in classifier_paths.items()}
     log.info("certifying %d images at sigma=%g with %s: n0=%d, n=%d, alpha=%g", len(images), sigma,
              ", ".join(models), spec["n0"], spec["n"], spec["alpha"])
     results = certification.certify_images(denoiser, models, images, spec["n0"], spec["n"], spec["alpha"], seed,
@@ -134,15 +213,16 @@ def certify(sigma: float, spec: dict, seed: int, device: str, images_path, rows,
 
 
 def blur(kernel_size: int, blur_sigma: float, noise_level: float, seed: int, batch_size: int, device: str,
-         images_path, classifier_path, out_path) -> None:
+         images_path, classifier_path, out_path, inference: dict | None = None) -> None:
     """The blur-majority defence on an image shard with `noise_level` noise added (0 for none):
     predictions as is, blurred once and twice, and their majority, with a noise_level column."""
     from . import blur as blur_defence
     from . import classifiers
+    from .inference import resolve
 
     dev = resolve_device(device)
     images = blur_defence.add_noise(read_images(images_path), noise_level, seed)
-    model = classifiers.load_classifier(classifier_path, dev)
+    model = resolve(inference, dev).prepare(classifiers.load_classifier(classifier_path, dev))
     table = blur_defence.blur_predictions(model, images, kernel_size, blur_sigma, batch_size, dev)
     table["noise_level"] = float(noise_level)
     summary = blur_defence.blur_table(table).iloc[0]
@@ -262,17 +342,20 @@ def adaptive(spec: dict, adaptive_spec: dict, attack_name: str, classifier_name:
 
 
 def transfer(attack_name: str, source: str, denoiser_name: str, epsilons, sigmas, batch_size: int, device: str,
-             adversarial_paths: dict, denoised_paths: dict, classifier_paths: dict, out_path) -> None:
+             adversarial_paths: dict, denoised_paths: dict, classifier_paths: dict, out_path,
+             inference: dict | None = None) -> None:
     """Adversarial examples made on `source`, classified by every classifier, undefended
     (`adversarial_paths`: epsilon -> shards) and after denoising (`denoised_paths`:
     (sigma, epsilon) -> shards): accuracy per (target, epsilon, defence)."""
     import pandas as pd
 
     from . import classifiers, classify
+    from .inference import resolve
     from .io import concat_images
 
     dev = resolve_device(device)
-    models = {name: classifiers.load_classifier(path, dev) for name, path in classifier_paths.items()}
+    run = resolve(inference, dev)
+    models = {name: run.prepare(classifiers.load_classifier(path, dev)) for name, path in classifier_paths.items()}
     sets = [(float(e), "none", adversarial_paths[float(e)]) for e in epsilons]
     sets += [(float(e), f"sigma={float(s):g}", denoised_paths[(float(s), float(e))]) for s in sigmas for e in epsilons]
     rows = []
@@ -284,3 +367,49 @@ def transfer(attack_name: str, source: str, denoiser_name: str, epsilons, sigmas
                          "epsilon": eps, "defence": defence, "accuracy": acc, "n": len(images)})
     log.info("%s examples of %s: %d sets classified by %s", attack_name, source, len(sets), ", ".join(models))
     write_table(pd.DataFrame(rows), out_path)
+
+
+def attention(classifier_name: str, spec: dict, batch_size: int, device: str, classifier_path,
+              adversarial_paths: dict, denoised_paths: dict, table_path, png_path) -> None:
+    """Where the classifier looks on its first `spec["num_images"]` evaluation images: maps
+    (Grad-CAM, and CBAM's spatial attention where the model has it) of the clean images, of
+    their PGD versions at each epsilon, and of those denoised at each sigma; per image and
+    condition the rank correlation and top-k overlap with the clean map; and a figure grid
+    (Grad-CAM) of the first images. `adversarial_paths`: epsilon (0 included) -> shards;
+    `denoised_paths`: (sigma, epsilon) -> shards."""
+    import math
+
+    import pandas as pd
+
+    from . import attention_maps, classifiers
+
+    dev = resolve_device(device)
+    count = spec["num_images"]
+    model = classifiers.load_classifier(classifier_path, dev)
+    clean = _first(adversarial_paths[0.0], count)
+    sets = [("adversarial", float(e), math.nan, _first(adversarial_paths[float(e)], count)) for e in spec["epsilons"]]
+    sets += [("denoised", e, s, _first(paths, count)) for (s, e), paths in sorted(denoised_paths.items())]
+    for *_, images in sets:
+        if not torch.equal(images.idx, clean.idx):
+            raise ValueError("attention: an image set does not hold the first evaluation images in order; "
+                             "delete it and rerun the rule that makes it")
+    frames, gradcam = [], []
+    for method in attention_maps.methods_for(model):
+        reference = attention_maps.attention_maps(method, model, clean.images, clean.labels, batch_size)
+        maps = [attention_maps.attention_maps(method, model, images.images, clean.labels, batch_size)
+                for *_, images in sets]
+        frames += [attention_maps.attention_shift(reference, m).assign(
+            idx=clean.idx.numpy(), classifier=classifier_name, method=method, condition=condition, epsilon=eps,
+            sigma=sigma) for (condition, eps, sigma, _), m in zip(sets, maps)]
+        if method == "gradcam":
+            gradcam = [reference, *maps]
+        log.info("%s: %s maps of %d images in %d conditions", classifier_name, method, len(clean), len(sets) + 1)
+    write_table(pd.concat(frames, ignore_index=True), table_path)
+    # the figure: Grad-CAM of the clean images, attacked at each epsilon, denoised (largest epsilon) at each sigma
+    k, largest = spec["figure_images"], max(map(float, spec["epsilons"]))
+    columns = [("clean", clean.images[:k], gradcam[0][:k])]
+    columns += [(f"PGD eps={eps:g}" if condition == "adversarial" else f"eps={eps:g}, sigma={sigma:g}",
+                 images.images[:k], maps[:k])
+                for (condition, eps, sigma, images), maps in zip(sets, gradcam[1:])
+                if condition == "adversarial" or eps == largest]
+    attention_maps.attention_figure(columns, png_path)

@@ -15,9 +15,10 @@ rule accuracy_table:
     benchmark:
         layout.benchmark(layout.TABLE)
     conda:
-        ENV
+        REPORT_ENV
+    threads: job_threads("accuracy_table")
     resources:
-        mem_mb=1000,
+        **job_resources("accuracy_table", mem_mb=1000, runtime=30),
     params:
         grid=lambda wildcards: table_grid(wildcards.attack),
     script:
@@ -38,9 +39,10 @@ rule summary:
     log:
         layout.log(layout.SUMMARY),
     conda:
-        ENV
+        REPORT_ENV
+    threads: job_threads("summary")
     resources:
-        mem_mb=1000,
+        **job_resources("summary", mem_mb=1000, runtime=30),
     script:
         "../scripts/summary.py"
 
@@ -57,9 +59,10 @@ rule examples:
     log:
         layout.log(layout.EXAMPLES_FIGURE),
     conda:
-        ENV
+        REPORT_ENV
+    threads: job_threads("examples")
     resources:
-        mem_mb=1000,
+        **job_resources("examples", mem_mb=1000, runtime=30),
     params:
         n_images=config["report"]["examples"],
         epsilon=lambda wildcards: EPSILONS[FIRST["attack"]][-1],

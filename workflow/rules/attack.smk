@@ -9,10 +9,10 @@ rule attack:
     benchmark:
         layout.benchmark(layout.ADVERSARIAL)
     conda:
-        ENV
+        TORCH_ENV
+    threads: job_threads("attack")
     resources:
-        mem_mb=2000,
-        gpu=GPU,
+        **job_resources("attack", mem_mb=2000, runtime=60, gpu=True),
     params:
         spec=lambda wildcards: config["attacks"][wildcards.attack],
         shard_size=config["dataset"]["shard_size"],

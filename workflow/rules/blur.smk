@@ -17,15 +17,16 @@ rule blur_noise:
     benchmark:
         layout.benchmark(layout.BLUR_CLEAN)
     conda:
-        ENV
+        TORCH_ENV
+    threads: job_threads("blur_noise")
     resources:
-        mem_mb=2000,
-        gpu=GPU,
+        **job_resources("blur_noise", mem_mb=2000, runtime=30, gpu=True),
     params:
         spec=BLUR,
         seed=config["seed"],
         batch_size=config["batch_size"],
         device=config["device"],
+        inference=config["inference"],
     script:
         "../scripts/blur.py"
 
@@ -41,15 +42,16 @@ rule blur_adversarial:
     benchmark:
         layout.benchmark(layout.BLUR_ADVERSARIAL)
     conda:
-        ENV
+        TORCH_ENV
+    threads: job_threads("blur_adversarial")
     resources:
-        mem_mb=2000,
-        gpu=GPU,
+        **job_resources("blur_adversarial", mem_mb=2000, runtime=30, gpu=True),
     params:
         spec=BLUR,
         seed=config["seed"],
         batch_size=config["batch_size"],
         device=config["device"],
+        inference=config["inference"],
     script:
         "../scripts/blur.py"
 
@@ -65,9 +67,10 @@ rule blur_table:
     benchmark:
         layout.benchmark(layout.BLUR_TABLE)
     conda:
-        ENV
+        REPORT_ENV
+    threads: job_threads("blur_table")
     resources:
-        mem_mb=1000,
+        **job_resources("blur_table", mem_mb=1000, runtime=30),
     params:
         noise_levels=NOISE_LEVELS,
         epsilons=EPSILONS,
@@ -91,8 +94,9 @@ rule defences:
     log:
         layout.log(layout.DEFENCES),
     conda:
-        ENV
+        REPORT_ENV
+    threads: job_threads("defences")
     resources:
-        mem_mb=1000,
+        **job_resources("defences", mem_mb=1000, runtime=30),
     script:
         "../scripts/defences.py"

@@ -12,16 +12,17 @@ rule certify_clean:
     benchmark:
         layout.benchmark(layout.CERTIFY_CLEAN_JOB)
     conda:
-        ENV
+        TORCH_ENV
+    threads: job_threads("certify_clean")
     resources:
-        mem_mb=2000,
-        gpu=GPU,
+        **job_resources("certify_clean", mem_mb=2000, runtime=240, gpu=True),
     params:
         spec=CERTIFY,
         rows=lambda wildcards: certify_rows(wildcards, shard_file=False),
         classifiers=CLASSIFIERS,
         seed=config["seed"],
         device=config["device"],
+        inference=config["inference"],
     script:
         "../scripts/certify.py"
 
@@ -38,16 +39,17 @@ rule certify_adversarial:
     benchmark:
         layout.benchmark(layout.CERTIFICATES_ADVERSARIAL)
     conda:
-        ENV
+        TORCH_ENV
+    threads: job_threads("certify_adversarial")
     resources:
-        mem_mb=2000,
-        gpu=GPU,
+        **job_resources("certify_adversarial", mem_mb=2000, runtime=240, gpu=True),
     params:
         spec=CERTIFY,
         rows=lambda wildcards: certify_rows(wildcards, shard_file=True),
         classifiers=lambda wildcards: [wildcards.classifier],
         seed=config["seed"],
         device=config["device"],
+        inference=config["inference"],
     script:
         "../scripts/certify.py"
 
@@ -71,9 +73,10 @@ rule certified_table:
     benchmark:
         layout.benchmark(layout.CERTIFIED)
     conda:
-        ENV
+        REPORT_ENV
+    threads: job_threads("certified_table")
     resources:
-        mem_mb=1000,
+        **job_resources("certified_table", mem_mb=1000, runtime=30),
     params:
         spec=CERTIFY,
         sigmas=SIGMAS,

@@ -9,15 +9,48 @@ rule train_classifier:
         layout.log(layout.CLASSIFIER),
     benchmark:
         layout.benchmark(layout.CLASSIFIER)
+    wildcard_constraints:
+        classifier=one_of(TRAINED),
     priority: 50
     conda:
-        ENV
+        TORCH_ENV
+    threads: job_threads("train_classifier")
     resources:
-        mem_mb=3000,
-        gpu=GPU,
+        **job_resources("train_classifier", mem_mb=3000, runtime=240, gpu=True),
     params:
         spec=lambda wildcards: config["classifiers"][wildcards.classifier],
         seed=config["seed"],
         device=config["device"],
+        # a checkpoint per epoch, so that a rerun after an interruption continues
+        checkpoint=lambda wildcards: layout.fill(
+            layout.CLASSIFIER_CHECKPOINT, **wildcards
+        ),
     script:
         "../scripts/train_classifier.py"
+
+
+# timm's pretrained weights: from the cache (filled when the machine is online) or a file;
+# run where the workflow starts, since cluster nodes are often offline
+rule pretrained_classifier:
+    input:
+        lambda wildcards: config["classifiers"][wildcards.classifier].get("weights", []),
+    output:
+        weights=layout.CLASSIFIER,
+        metrics=layout.CLASSIFIER_METRICS,
+    log:
+        layout.log(layout.CLASSIFIER),
+    # the benchmark of the stage that makes these files for the other kind
+    benchmark:
+        layout.benchmark(layout.CLASSIFIER)
+    wildcard_constraints:
+        classifier=one_of(PRETRAINED),
+    localrule: True
+    conda:
+        TORCH_ENV
+    threads: job_threads("pretrained_classifier")
+    resources:
+        **job_resources("pretrained_classifier", mem_mb=4000, runtime=30),
+    params:
+        spec=lambda wildcards: config["classifiers"][wildcards.classifier],
+    script:
+        "../scripts/pretrained_classifier.py"

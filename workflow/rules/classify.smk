@@ -9,13 +9,14 @@ rule classify_undefended:
     benchmark:
         layout.benchmark(layout.PREDICTIONS_UNDEFENDED)
     conda:
-        ENV
+        TORCH_ENV
+    threads: job_threads("classify_undefended")
     resources:
-        mem_mb=2000,
-        gpu=GPU,
+        **job_resources("classify_undefended", mem_mb=2000, runtime=30, gpu=True),
     params:
         batch_size=config["batch_size"],
         device=config["device"],
+        inference=config["inference"],
     script:
         "../scripts/classify.py"
 
@@ -31,12 +32,13 @@ rule classify_denoised:
     benchmark:
         layout.benchmark(layout.PREDICTIONS_DENOISED)
     conda:
-        ENV
+        TORCH_ENV
+    threads: job_threads("classify_denoised")
     resources:
-        mem_mb=2000,
-        gpu=GPU,
+        **job_resources("classify_denoised", mem_mb=2000, runtime=30, gpu=True),
     params:
         batch_size=config["batch_size"],
         device=config["device"],
+        inference=config["inference"],
     script:
         "../scripts/classify.py"

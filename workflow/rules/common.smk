@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import dds.budget
@@ -25,9 +26,74 @@ CERTIFY_EPSILONS = [layout.num(e) for e in sorted(map(float, CERTIFY["epsilons"]
 ADVERSARIAL_CERTIFIED = [[a, e] for a in config["attacks"] for e in CERTIFY_EPSILONS]
 BLUR = config["blur"]
 NOISE_LEVELS = [layout.num(n) for n in BLUR["noise_levels"]]
-# CPU-only runs declare no GPU, so `--resources gpu=N` does not throttle them
-GPU = 0 if config["device"] == "cpu" else 1
-ENV = "../../envs/dds.yaml"
+# the conda environments (--software-deployment-method conda) of the rule families
+TORCH_ENV = "../../envs/torch.yaml"
+REPORT_ENV = "../../envs/report.yaml"
+# the HTML template dds.report renders (src/dds/templates/, shipped with the package)
+REPORT_TEMPLATE = str(Path(layout.__file__).with_name("templates") / "report.html")
+RESOURCES = config["resources"]
+# classifiers trained here or taken pretrained; denoisers trained here or official checkpoints
+PRETRAINED = [n for n, s in config["classifiers"].items() if s["pretrained"]]
+TRAINED = [n for n in CLASSIFIERS if n not in PRETRAINED]
+OPENAI = {n: s for n, s in config["denoisers"].items() if s["kind"] == "openai"}
+DDPMS = [n for n in config["denoisers"] if n not in OPENAI]
+# the checkpoints fetch_denoiser downloads (those no denoiser has a `path` for)
+DOWNLOADS = {s["checkpoint"]: s for s in OPENAI.values() if "path" not in s}
+for name, spec in OPENAI.items():
+    if "path" in spec and not Path(spec["path"]).is_file():
+        raise dds.config.ConfigError(
+            f"config key 'denoisers.{name}.path': {spec['path']} not found. To fix: put "
+            f"{spec['checkpoint']}.pt there ({spec['url']}), or remove `path` to let the "
+            "fetch_denoiser rule download it to data/checkpoints/"
+        )
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names (none: a pattern matching nothing)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+def checkpoint_file(wildcards):
+    """The official checkpoint of an openai denoiser: the user's copy, or the download."""
+    spec = OPENAI[wildcards.denoiser]
+    return spec.get("path") or layout.fill(
+        layout.CHECKPOINT, checkpoint=spec["checkpoint"]
+    )
+
+
+def job_threads(rule):
+    """Threads of a job of `rule`, and its SLURM CPUs per task: config key
+    resources.rules.<rule>.cpus, default 1 (jobs compute little beside start-up)."""
+    return RESOURCES["rules"].get(rule, {}).get("cpus", 1)
+
+
+def job_resources(rule, mem_mb, runtime, gpu=False):
+    """What a job of `rule` asks of the executor: `mem_mb` (MB) and `runtime` (minutes),
+    unless config key resources.rules.<rule> overrides them, and its SLURM partition. A
+    torch job (`gpu`) holds one GPU unless the device is cpu: `--resources gpu=N` caps them
+    locally (dds.gpu_lease gives each its own device) and SLURM allocates one per job. The
+    other jobs never ask for a GPU."""
+    own = RESOURCES["rules"].get(rule, {})
+    on_gpu = gpu and config["device"] != "cpu"
+    asked = dict(
+        mem_mb=own.get("mem_mb", mem_mb),
+        runtime=own.get("runtime", runtime),
+        slurm_partition=RESOURCES["gpu_partition" if on_gpu else "partition"],
+    )
+    if on_gpu:
+        asked["gpu"] = 1
+    return asked
+
+
+def check_resource_overrides():
+    """Once all rules are defined, an override for a rule that does not exist is a typo."""
+    known = {rule.name for rule in workflow.rules}
+    unknown = sorted(set(RESOURCES["rules"]) - known)
+    if unknown:
+        raise dds.config.ConfigError(
+            f"config key 'resources.rules': no rule named {', '.join(unknown)}; "
+            f"the rules are {', '.join(sorted(known))}"
+        )
 
 
 wildcard_constraints:
@@ -131,6 +197,103 @@ def all_outputs(pattern, shards=SHARDS, epsilons=None, attacks=None):
     return sorted(paths)
 
 
+ITERATIONS = config["iterations"]
+ADAPTIVE = config["adaptive"]
+TRANSFER = config["transfer"]
+ADAPTIVE_IMAGES = min(ADAPTIVE["num_images"], config["dataset"]["eval_size"])
+ADAPTIVE_EPSILONS = [
+    layout.num(e) for e in sorted(map(float, ADAPTIVE.get("epsilons", [])))
+]
+ADAPTIVE_SHARDS = list(range(-(-ADAPTIVE_IMAGES // SHARD_SIZE)))
+
+
+def get_unaware_sets(wildcards):
+    """The unaware PGD shards holding the adaptive attack's images, epsilon by epsilon."""
+    return [
+        layout.fill(
+            layout.ADVERSARIAL,
+            dataset=DATASET,
+            classifier=wildcards.classifier,
+            attack=wildcards.attack,
+            epsilon=float(eps),
+            shard=shard,
+        )
+        for eps in ADAPTIVE_EPSILONS
+        for shard in ADAPTIVE_SHARDS
+    ]
+
+
+def get_transfer_inputs(wildcards):
+    """The source's adversarial and denoised shards, epsilon by epsilon (then sigma)."""
+    where = dict(
+        dataset=DATASET,
+        classifier=wildcards.classifier,
+        attack=wildcards.attack,
+        denoiser=wildcards.denoiser,
+    )
+    eps = EPSILONS[wildcards.attack]
+    return {
+        "adversarial": [
+            layout.fill(layout.ADVERSARIAL, epsilon=float(e), shard=s, **where)
+            for e in eps
+            for s in SHARDS
+        ],
+        "denoised": [
+            layout.fill(
+                layout.DENOISED, epsilon=float(e), sigma=float(g), shard=s, **where
+            )
+            for g in SIGMAS
+            for e in eps
+            for s in SHARDS
+        ],
+        "classifiers": expand(
+            layout.CLASSIFIER, dataset=DATASET, classifier=CLASSIFIERS
+        ),
+    }
+
+
+ATTENTION = config["attention"]
+ATTENTION_EPSILONS = [
+    layout.num(e) for e in sorted(map(float, ATTENTION.get("epsilons", [])))
+]
+ATTENTION_SIGMAS = [layout.num(s) for s in ATTENTION.get("sigmas", SIGMAS)]
+ATTENTION_IMAGES = min(ATTENTION["num_images"], config["dataset"]["eval_size"])
+ATTENTION_SHARDS = list(range(-(-ATTENTION_IMAGES // SHARD_SIZE)))
+
+
+def get_attention_inputs(wildcards):
+    """Shards holding the mapped images: adversarial at epsilon 0 (clean) and each epsilon,
+    epsilon by epsilon; denoised at each sigma of each of those, sigma by sigma."""
+    where = dict(
+        dataset=DATASET,
+        classifier=wildcards.classifier,
+        attack=wildcards.attack,
+        denoiser=wildcards.denoiser,
+    )
+    eps = ["0.0", *ATTENTION_EPSILONS]
+    return {
+        "classifier": layout.fill(layout.CLASSIFIER, **where),
+        "adversarial": [
+            layout.fill(layout.ADVERSARIAL, epsilon=float(e), shard=s, **where)
+            for e in eps
+            for s in ATTENTION_SHARDS
+        ],
+        "denoised": [
+            layout.fill(
+                layout.DENOISED, epsilon=float(e), sigma=float(g), shard=s, **where
+            )
+            for g in ATTENTION_SIGMAS
+            for e in eps
+            for s in ATTENTION_SHARDS
+        ],
+    }
+
+
+def section_attack(section):
+    """The attack a sweep section (iterations, adaptive, attention) runs on, if enabled."""
+    return [config[section]["attack"]] if config[section]["enabled"] else []
+
+
 # the stages before the report: the pattern of each job's main output, and its axes
 STAGES = {
     "sample": (layout.MANIFEST, {}),
@@ -162,6 +325,11 @@ if config["adaptive"]["enabled"]:
     STAGES["adaptive"] = (layout.ADAPTIVE, {"attacks": [config["adaptive"]["attack"]]})
 if config["transfer"]["enabled"]:
     STAGES["transfer"] = (layout.TRANSFER, {})
+if config["attention"]["enabled"]:
+    STAGES["attention"] = (
+        layout.ATTENTION,
+        {"attacks": [config["attention"]["attack"]]},
+    )
 
 
 def get_benchmarks(wildcards):
@@ -188,6 +356,14 @@ def get_report_tables(wildcards):
             # named apart from the stages' benchmark lists (same names)
             tables[f"{section}_table"] = layout.fill(table, dataset=DATASET)
             tables[f"{section}_png"] = layout.fill(png, dataset=DATASET)
+    if config["attention"]["enabled"]:
+        tables["attention_table"] = layout.fill(layout.ATTENTION_TABLE, dataset=DATASET)
+        tables["attention_png"] = all_outputs(
+            layout.ATTENTION_PNG, attacks=[config["attention"]["attack"]]
+        )
+    reference = config["report"].get("reference")
+    if reference is not None:
+        tables["reference"] = reference["table"]
     return tables
 
 

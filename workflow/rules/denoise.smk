@@ -9,13 +9,14 @@ rule denoise:
     benchmark:
         layout.benchmark(layout.DENOISED)
     conda:
-        ENV
+        TORCH_ENV
+    threads: job_threads("denoise")
     resources:
-        mem_mb=2000,
-        gpu=GPU,
+        **job_resources("denoise", mem_mb=2000, runtime=60, gpu=True),
     params:
         seed=config["seed"],
         batch_size=config["batch_size"],
         device=config["device"],
+        inference=config["inference"],
     script:
         "../scripts/denoise.py"

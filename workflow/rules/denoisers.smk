@@ -8,16 +8,65 @@ rule train_denoiser:
         layout.log(layout.DENOISER),
     benchmark:
         layout.benchmark(layout.DENOISER)
+    wildcard_constraints:
+        denoiser=one_of(DDPMS),
     # the longest job on a CPU: started first, beside the classifiers, on one core
     priority: 100
     conda:
-        ENV
+        TORCH_ENV
+    threads: job_threads("train_denoiser")
     resources:
-        mem_mb=3000,
-        gpu=GPU,
+        **job_resources("train_denoiser", mem_mb=3000, runtime=720, gpu=True),
     params:
         spec=lambda wildcards: config["denoisers"][wildcards.denoiser],
         seed=config["seed"],
         device=config["device"],
     script:
         "../scripts/train_denoiser.py"
+
+
+# an official checkpoint: verified (sha256, strict load) once, then referenced by the
+# denoiser file that every stage loads (and verifies again)
+rule openai_denoiser:
+    input:
+        checkpoint_file,
+    output:
+        weights=layout.DENOISER,
+        metrics=layout.DENOISER_METRICS,
+    log:
+        layout.log(layout.DENOISER),
+    # the benchmark of the stage that makes these files for the other kind
+    benchmark:
+        layout.benchmark(layout.DENOISER)
+    wildcard_constraints:
+        denoiser=one_of(OPENAI),
+    conda:
+        TORCH_ENV
+    threads: job_threads("openai_denoiser")
+    resources:
+        **job_resources("openai_denoiser", mem_mb=8000, runtime=30),
+    params:
+        spec=lambda wildcards: OPENAI[wildcards.denoiser],
+    script:
+        "../scripts/openai_denoiser.py"
+
+
+# downloads run where the workflow starts, since cluster nodes are often offline
+rule fetch_denoiser:
+    output:
+        layout.CHECKPOINT,
+    log:
+        layout.log(layout.CHECKPOINT),
+    wildcard_constraints:
+        checkpoint=one_of(DOWNLOADS),
+    localrule: True
+    conda:
+        TORCH_ENV
+    threads: job_threads("fetch_denoiser")
+    resources:
+        **job_resources("fetch_denoiser", mem_mb=1000, runtime=60),
+    params:
+        url=lambda wildcards: DOWNLOADS[wildcards.checkpoint]["url"],
+        sha256=lambda wildcards: DOWNLOADS[wildcards.checkpoint]["sha256"],
+    script:
+        "../scripts/fetch_denoiser.py"

@@ -5,6 +5,8 @@ rule report:
         summary=layout.SUMMARY,
         comparison=layout.COMPARISON_PNG,
         examples=layout.EXAMPLES_FIGURE,
+        # an input, so that editing the template reruns the report (and only it)
+        template=REPORT_TEMPLATE,
         accuracy=all_outputs(layout.ACCURACY_PNG),
         metrics=all_outputs(layout.CLASSIFIER_METRICS)
         + all_outputs(layout.DENOISER_METRICS),
@@ -13,9 +15,10 @@ rule report:
     log:
         layout.log(layout.REPORT),
     conda:
-        ENV
+        REPORT_ENV
+    threads: job_threads("report")
     resources:
-        mem_mb=1000,
+        **job_resources("report", mem_mb=1000, runtime=30),
     params:
         config=config,
         stages=list(STAGES),

@@ -8,9 +8,10 @@ rule sample:
     benchmark:
         layout.benchmark(layout.MANIFEST)
     conda:
-        ENV
+        TORCH_ENV
+    threads: job_threads("sample")
     resources:
-        mem_mb=1000,
+        **job_resources("sample", mem_mb=1000, runtime=30),
     params:
         dataset=config["dataset"],
         seed=config["seed"],

@@ -1,54 +1,3 @@
-ITERATIONS = config["iterations"]
-ADAPTIVE = config["adaptive"]
-TRANSFER = config["transfer"]
-ADAPTIVE_IMAGES = min(ADAPTIVE["num_images"], config["dataset"]["eval_size"])
-ADAPTIVE_EPSILONS = [layout.num(e) for e in sorted(map(float, ADAPTIVE.get("epsilons", [])))]
-ADAPTIVE_SHARDS = list(range(-(-ADAPTIVE_IMAGES // SHARD_SIZE)))
-
-
-def get_unaware_sets(wildcards):
-    """The unaware PGD shards holding the adaptive attack's images, epsilon by epsilon."""
-    return [
-        layout.fill(
-            layout.ADVERSARIAL,
-            dataset=DATASET,
-            classifier=wildcards.classifier,
-            attack=wildcards.attack,
-            epsilon=float(eps),
-            shard=shard,
-        )
-        for eps in ADAPTIVE_EPSILONS
-        for shard in ADAPTIVE_SHARDS
-    ]
-
-
-def get_transfer_inputs(wildcards):
-    """The source's adversarial and denoised shards, epsilon by epsilon (then sigma)."""
-    where = dict(
-        dataset=DATASET,
-        classifier=wildcards.classifier,
-        attack=wildcards.attack,
-        denoiser=wildcards.denoiser,
-    )
-    eps = EPSILONS[wildcards.attack]
-    return {
-        "adversarial": [
-            layout.fill(layout.ADVERSARIAL, epsilon=float(e), shard=s, **where)
-            for e in eps
-            for s in SHARDS
-        ],
-        "denoised": [
-            layout.fill(layout.DENOISED, epsilon=float(e), sigma=float(g), shard=s, **where)
-            for g in SIGMAS
-            for e in eps
-            for s in SHARDS
-        ],
-        "classifiers": expand(
-            layout.CLASSIFIER, dataset=DATASET, classifier=CLASSIFIERS
-        ),
-    }
-
-
 rule iterations:
     input:
         eval=layout.SAMPLE_EVAL,
@@ -61,10 +10,10 @@ rule iterations:
     benchmark:
         layout.benchmark(layout.ITERATIONS)
     conda:
-        ENV
+        TORCH_ENV
+    threads: job_threads("iterations")
     resources:
-        mem_mb=2000,
-        gpu=GPU,
+        **job_resources("iterations", mem_mb=2000, runtime=120, gpu=True),
     params:
         spec=lambda wildcards: config["attacks"][wildcards.attack],
         sweep=ITERATIONS,
@@ -78,13 +27,7 @@ rule iterations:
 
 rule iterations_table:
     input:
-        expand(
-            layout.ITERATIONS,
-            dataset=DATASET,
-            classifier=CLASSIFIERS,
-            attack=ITERATIONS.get("attack", ""),
-            denoiser=list(config["denoisers"]),
-        ),
+        all_outputs(layout.ITERATIONS, attacks=section_attack("iterations")),
     output:
         table=layout.ITERATIONS_TABLE,
         png=report(
@@ -96,9 +39,10 @@ rule iterations_table:
     log:
         layout.log(layout.ITERATIONS_TABLE),
     conda:
-        ENV
+        REPORT_ENV
+    threads: job_threads("iterations_table")
     resources:
-        mem_mb=1000,
+        **job_resources("iterations_table", mem_mb=1000, runtime=30),
     script:
         "../scripts/iterations_table.py"
 
@@ -116,10 +60,10 @@ rule adaptive:
     benchmark:
         layout.benchmark(layout.ADAPTIVE)
     conda:
-        ENV
+        TORCH_ENV
+    threads: job_threads("adaptive")
     resources:
-        mem_mb=3000,
-        gpu=GPU,
+        **job_resources("adaptive", mem_mb=3000, runtime=240, gpu=True),
     params:
         spec=lambda wildcards: config["attacks"][wildcards.attack],
         adaptive=ADAPTIVE,
@@ -134,14 +78,7 @@ rule adaptive:
 
 rule adaptive_table:
     input:
-        expand(
-            layout.ADAPTIVE,
-            dataset=DATASET,
-            classifier=CLASSIFIERS,
-            attack=ADAPTIVE.get("attack", ""),
-            denoiser=list(config["denoisers"]),
-            sigma=SIGMAS,
-        ),
+        all_outputs(layout.ADAPTIVE, attacks=section_attack("adaptive")),
     output:
         table=layout.ADAPTIVE_TABLE,
         tex=layout.ADAPTIVE_TEX,
@@ -154,9 +91,10 @@ rule adaptive_table:
     log:
         layout.log(layout.ADAPTIVE_TABLE),
     conda:
-        ENV
+        REPORT_ENV
+    threads: job_threads("adaptive_table")
     resources:
-        mem_mb=1000,
+        **job_resources("adaptive_table", mem_mb=1000, runtime=30),
     script:
         "../scripts/adaptive_table.py"
 
@@ -171,10 +109,10 @@ rule transfer:
     benchmark:
         layout.benchmark(layout.TRANSFER)
     conda:
-        ENV
+        TORCH_ENV
+    threads: job_threads("transfer")
     resources:
-        mem_mb=2000,
-        gpu=GPU,
+        **job_resources("transfer", mem_mb=2000, runtime=60, gpu=True),
     params:
         epsilons=lambda wildcards: EPSILONS[wildcards.attack],
         sigmas=SIGMAS,
@@ -182,6 +120,7 @@ rule transfer:
         classifiers=CLASSIFIERS,
         batch_size=config["batch_size"],
         device=config["device"],
+        inference=config["inference"],
     script:
         "../scripts/transfer.py"
 
@@ -200,8 +139,9 @@ rule transfer_table:
     log:
         layout.log(layout.TRANSFER_TABLE),
     conda:
-        ENV
+        REPORT_ENV
+    threads: job_threads("transfer_table")
     resources:
-        mem_mb=1000,
+        **job_resources("transfer_table", mem_mb=1000, runtime=30),
     script:
         "../scripts/transfer_table.py"

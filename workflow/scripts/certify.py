@@ -5,4 +5,4 @@ setup_job(snakemake.log[0], snakemake.threads)
 p, i = snakemake.params, snakemake.input
 names = list(p.classifiers)
 stages.certify(float(snakemake.wildcards.sigma), p.spec, p.seed, p.device, i.images, p.rows, i.denoiser,
-               dict(zip(names, i.classifiers)), dict(zip(names, snakemake.output)))
+               dict(zip(names, i.classifiers)), dict(zip(names, snakemake.output)), inference=p.inference)

@@ -9,4 +9,4 @@ adversarial = {e: list(i.adversarial[k * n : (k + 1) * n]) for k, e in enumerate
 pairs = [(s, e) for s in sigmas for e in eps]
 denoised = {pair: list(i.denoised[k * n : (k + 1) * n]) for k, pair in enumerate(pairs)}
 stages.transfer(w.attack, w.classifier, w.denoiser, eps, sigmas, p.batch_size, p.device, adversarial, denoised,
-                dict(zip(p.classifiers, i.classifiers)), snakemake.output[0])
+                dict(zip(p.classifiers, i.classifiers)), snakemake.output[0], inference=p.inference)

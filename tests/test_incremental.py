@@ -1,0 +1,85 @@
+"""Incremental reruns with Snakemake's default rerun triggers (mtime, params, input,
+software-env, code), planned by dry runs on the finished run of the tiny config: a change
+reruns what depends on it and nothing else."""
+
+import os
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, snakemake
+
+pytestmark = pytest.mark.workflow
+
+TRAINING = {"sample", "train_classifier", "train_denoiser"}
+
+
+def planned(workdir: Path, *args: str, env=None) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job a dry run in `workdir` plans."""
+    result = snakemake(workdir, "-n", *args, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    jobs = []
+    for block in re.split(r"(?m)^(?=(?:local)?rule \w+:)", result.stdout + result.stderr)[1:]:
+        wildcards = re.search(r"(?m)^\s+wildcards: (.*)$", block)
+        pairs = wildcards.group(1).split(", ") if wildcards else []
+        jobs.append((re.match(r"(?:local)?rule (\w+):", block).group(1), dict(p.split("=", 1) for p in pairs)))
+    return jobs
+
+
+def counts(jobs) -> dict:
+    return dict(Counter(rule for rule, _ in jobs))
+
+
+def overlay(workdir: Path, name: str, values: dict) -> tuple[str, ...]:
+    """--configfile arguments for the run's config overlaid with `values`."""
+    (workdir / name).write_text(yaml.safe_dump(values))
+    return ("--configfile", "config.yaml", name)
+
+
+def test_a_second_dry_run_has_nothing_to_do(finished_run):
+    assert planned(finished_run) == []
+
+
+def test_adding_a_sigma_plans_only_its_jobs_and_the_aggregates(finished_run):
+    jobs = planned(finished_run, *overlay(finished_run, "more-sigmas.yaml", {"sigmas": [0.25, 0.5, 0.75]}))
+    # every job with a sigma is one of the new sigma's
+    assert {w["sigma"] for _, w in jobs if "sigma" in w} == {"0.75"}
+    # per new sigma: 2 epsilons x 2 shards x 2 classifiers denoised and classified; clean
+    # certification of 2 shards, the attacked set's of 2 shards per classifier; the adaptive
+    # attack at it; the jobs that sweep every sigma in one (iterations, transfer); aggregates
+    assert counts(jobs) == {
+        "denoise": 8, "classify_denoised": 8, "certify_clean": 2, "certify_adversarial": 4, "adaptive": 2,
+        "iterations": 2, "transfer": 2, "accuracy_table": 2, "summary": 1, "examples": 1, "certified_table": 2,
+        "adaptive_table": 1, "iterations_table": 1, "transfer_table": 1, "defences": 1, "report": 1, "all": 1}
+
+
+def test_a_pgd_parameter_reruns_the_attacks_and_what_follows_not_training(finished_run):
+    pgd = yaml.safe_load((finished_run / "config.yaml").read_text())["attacks"]["pgd"]
+    jobs = counts(planned(finished_run, *overlay(finished_run, "more-steps.yaml",
+                                                 {"attacks": {"pgd": {**pgd, "steps": pgd["steps"] + 1}}})))
+    assert not TRAINING & set(jobs)
+    # every attack (2 classifiers x 2 epsilons x 2 shards) and everything made from its images
+    assert jobs["attack"] == 8 and jobs["denoise"] == 16 and jobs["classify_undefended"] == 8
+    assert {"classify_denoised", "certify_adversarial", "blur_adversarial", "accuracy_table", "report"} <= set(jobs)
+
+
+def test_editing_only_the_report_template_reruns_only_the_report(finished_run, tmp_path):
+    # a copy of the run (mtimes and Snakemake's records kept) and of the dds package, whose
+    # template the copy's report then uses, so the repository's own template is never touched
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run, symlinks=True)
+    shutil.copytree(REPO / "src" / "dds", tmp_path / "src" / "dds", ignore=shutil.ignore_patterns("__pycache__"))
+    template = tmp_path / "src" / "dds" / "templates" / "report.html"
+    template.write_text(template.read_text() + "<!-- edited template -->\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "src")}
+    assert counts(planned(run, env=env)) == {"report": 1, "all": 1}
+    result = snakemake(run, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "<!-- edited template -->" in (run / "results" / "digits" / "report.html").read_text()
+    assert planned(run, env=env) == []
+    template.write_text(template.read_text() + "<!-- edited again -->\n")
+    assert counts(planned(run, env=env)) == {"report": 1, "all": 1}
