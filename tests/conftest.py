@@ -3,6 +3,7 @@ one finished run of it for the workflow tests (one run per test session, shared 
 files that read it)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,3 +110,17 @@ def finished_run(tmp_path_factory):
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir
+
+
+def planned_jobs(dry_run_output: str) -> list[dict]:
+    """Every job a dry run lists: {"rule": name} and its fields as text (wildcards,
+    threads, resources, ...); fields() splits the `a=b, c=d` ones."""
+    jobs = []
+    for block in re.split(r"(?m)^(?=(?:local)?rule \w+:)", dry_run_output)[1:]:
+        rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
+        jobs.append({"rule": rule, **dict(re.findall(r"(?m)^    (\w+): (.*)$", block))})
+    return jobs
+
+
+def fields(text: str) -> dict:
+    return dict(pair.split("=", 1) for pair in text.split(", ")) if text else {}

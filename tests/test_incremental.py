@@ -3,7 +3,6 @@ software-env, code), planned by dry runs on the finished run of the tiny config:
 reruns what depends on it and nothing else."""
 
 import os
-import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, snakemake
+from conftest import REPO, fields, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -22,12 +21,7 @@ def planned(workdir: Path, *args: str, env=None) -> list[tuple[str, dict]]:
     """(rule, wildcards) of every job a dry run in `workdir` plans."""
     result = snakemake(workdir, "-n", *args, env=env)
     assert result.returncode == 0, result.stderr[-4000:]
-    jobs = []
-    for block in re.split(r"(?m)^(?=(?:local)?rule \w+:)", result.stdout + result.stderr)[1:]:
-        wildcards = re.search(r"(?m)^\s+wildcards: (.*)$", block)
-        pairs = wildcards.group(1).split(", ") if wildcards else []
-        jobs.append((re.match(r"(?:local)?rule (\w+):", block).group(1), dict(p.split("=", 1) for p in pairs)))
-    return jobs
+    return [(job["rule"], fields(job.get("wildcards", ""))) for job in planned_jobs(result.stdout + result.stderr)]
 
 
 def counts(jobs) -> dict:
