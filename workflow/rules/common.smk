@@ -4,6 +4,7 @@ from pathlib import Path
 import dds.budget
 import dds.config
 from dds import layout
+from dds.retries import grows_with_attempt
 
 dds.config.validate(
     config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -69,15 +70,16 @@ def job_threads(rule):
 
 def job_resources(rule, mem_mb, runtime, gpu=False):
     """What a job of `rule` asks of the executor: `mem_mb` (MB) and `runtime` (minutes),
-    unless config key resources.rules.<rule> overrides them, and its SLURM partition. A
+    unless config key resources.rules.<rule> overrides them (times the attempt when a failed
+    job is retried), and its SLURM partition. A
     torch job (`gpu`) holds one GPU unless the device is cpu: `--resources gpu=N` caps them
     locally (dds.gpu_lease gives each its own device) and SLURM allocates one per job. The
     other jobs never ask for a GPU."""
     own = RESOURCES["rules"].get(rule, {})
     on_gpu = gpu and config["device"] != "cpu"
     asked = dict(
-        mem_mb=own.get("mem_mb", mem_mb),
-        runtime=own.get("runtime", runtime),
+        mem_mb=grows_with_attempt(own.get("mem_mb", mem_mb)),
+        runtime=grows_with_attempt(own.get("runtime", runtime)),
         slurm_partition=RESOURCES["gpu_partition" if on_gpu else "partition"],
     )
     if on_gpu:
