@@ -9,6 +9,7 @@ import jsonschema
 import yaml
 
 from .budget import ITERATIVE, NORMS
+from .checkpoints import CHECKPOINTS
 
 
 class ConfigError(ValueError):
@@ -117,8 +118,6 @@ def _check_models(config: dict) -> None:
     openai = {name: spec for name, spec in config["denoisers"].items() if spec["kind"] == "openai"}
     if not openai:
         return
-    from .openai_unet import CHECKPOINTS  # imports torch: only for configs that use a checkpoint
-
     sources = {}
     for name, spec in openai.items():
         key = f"config key 'denoisers.{name}"
