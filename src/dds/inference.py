@@ -98,7 +98,8 @@ class Prepared(nn.Module):
 
     def __init__(self, model: nn.Module, settings: Inference):
         super().__init__()
-        self.model = model.to(settings.device).eval()
+        self.model = model.to(settings.device)
+        self.eval()
         if settings.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.settings = settings
