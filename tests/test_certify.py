@@ -498,3 +498,14 @@ def test_stage_certify_end_to_end(tmp_path, tiny_unet, digits8):
         assert (table["n"] == 32).all()
         compare(table, direct[name])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["first.parquet", "second.parquet"]
+
+
+def test_per_key_splits_a_rules_flat_input_list():
+    from dds.layout import per_key
+
+    files = [f"eps{e}/shard{s}" for e in (0.0, 0.1) for s in (0, 1, 2)]
+    assert per_key(files, [0.0, 0.1]) == {0.0: files[:3], 0.1: files[3:]}
+    pairs = [(s, e) for s in (0.25, 0.5) for e in (0.0, 0.1)]
+    assert per_key(range(8), pairs)[(0.5, 0.0)] == [4, 5]
+    with pytest.raises(ValueError, match="7 files cannot be split evenly over 2 keys"):
+        per_key(range(7), [0.0, 0.1])

@@ -189,20 +189,16 @@ def _check_consistency(config: dict) -> None:
         method = config["attacks"][spec["attack"]]["method"]
         if method not in ITERATIVE:
             raise ConfigError(f"{key}: {spec['attack']!r} is {method}; {section} needs a PGD attack (pgd_linf, pgd_l2)")
-    adaptive = config["adaptive"]
-    if adaptive["enabled"]:
-        allowed = config["attacks"][adaptive["attack"]]["epsilons"]
-        for eps in adaptive["epsilons"]:
-            if eps not in allowed:
-                raise ConfigError(f"config key 'adaptive.epsilons': {eps} is not among the epsilons of attack "
-                                  f"'{adaptive['attack']}' ({allowed}); the adaptive attack is compared with it")
+    for section in ("adaptive", "attention"):  # both compare with the attack's own sets
+        spec = config[section]
+        if spec["enabled"]:
+            allowed = config["attacks"][spec["attack"]]["epsilons"]
+            for eps in spec["epsilons"]:
+                if eps not in allowed:
+                    raise ConfigError(f"config key '{section}.epsilons': {eps} is not among the epsilons of attack "
+                                      f"'{spec['attack']}' ({allowed}); {section} uses that attack's examples")
     attention = config["attention"]
     if attention["enabled"]:
-        allowed = config["attacks"][attention["attack"]]["epsilons"]
-        for eps in attention["epsilons"]:
-            if eps not in allowed:
-                raise ConfigError(f"config key 'attention.epsilons': {eps} is not among the epsilons of attack "
-                                  f"'{attention['attack']}' ({allowed})")
         for sigma in attention.get("sigmas", []):
             if sigma not in config["sigmas"]:
                 raise ConfigError(f"config key 'attention.sigmas': {sigma} is not among the config's sigmas "

@@ -101,3 +101,13 @@ def certify_rows(shard: int, shard_size: int, num_images: int, shard_file: bool)
         raise ValueError(f"shard {shard} holds none of the first {num_images} images (shards of {shard_size})")
     start = 0 if shard_file else offset
     return [start, start + count]
+
+
+def per_key(paths, keys) -> dict:
+    """A rule's flat list of input files, which lists the files of each key in turn (the same
+    number each), as key -> files."""
+    paths, keys = list(paths), list(keys)
+    if not keys or len(paths) % len(keys):
+        raise ValueError(f"{len(paths)} files cannot be split evenly over {len(keys)} keys")
+    n = len(paths) // len(keys)
+    return {key: paths[k * n : (k + 1) * n] for k, key in enumerate(keys)}

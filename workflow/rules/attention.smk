@@ -21,7 +21,6 @@ rule attention:
         spec={**ATTENTION, "num_images": ATTENTION_IMAGES},
         epsilons=["0.0", *ATTENTION_EPSILONS],
         sigmas=ATTENTION_SIGMAS,
-        shards=len(ATTENTION_SHARDS),
         batch_size=config["batch_size"],
         device=config["device"],
     script:

@@ -116,7 +116,6 @@ rule transfer:
     params:
         epsilons=lambda wildcards: EPSILONS[wildcards.attack],
         sigmas=SIGMAS,
-        shards=len(SHARDS),
         classifiers=CLASSIFIERS,
         batch_size=config["batch_size"],
         device=config["device"],
