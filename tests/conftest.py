@@ -41,6 +41,15 @@ def tiny_unet():
     return build_unet(8, 1, TINY_UNET).eval()
 
 
+@pytest.fixture(scope="module")
+def model():
+    """A freshly built ResNet-18 for single-channel images (the attacks' tests), fixed initialisation."""
+    from dds.classifiers import build_classifier
+
+    torch.manual_seed(0)
+    return build_classifier("resnet18", {}, 1, 10, [0.3], [0.3]).eval()
+
+
 @pytest.fixture
 def compile_latex(tmp_path):
     """Compile a LaTeX table body in a minimal booktabs document with pdflatex (skip when

@@ -7,15 +7,8 @@ import torch.nn.functional as F
 import torchattacks
 
 from dds.adaptive import Defended, adaptive_attack, eot_gradient, pgd, random_start
-from dds.classifiers import build_classifier
 from dds.denoise import OneShotDenoiser
 from dds.diffusion import DiffusersEps, build_scheduler
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return build_classifier("resnet18", {}, 1, 10, [0.3], [0.3]).eval()
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,6 @@ RELATIVE = {"method": "pgd_linf", "steps": 5, "step_size": 2.5, "step_mode": "re
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return build_classifier("resnet18", {}, 1, 10, [0.3], [0.3]).eval()
-
-
-@pytest.fixture(scope="module")
 def batch(digits8):
     pos = torch.arange(0, 80, 10)  # 8 images of several classes
     return digits8.images[pos].clone(), digits8.labels[pos].clone()

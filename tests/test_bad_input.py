@@ -165,11 +165,26 @@ def test_bad_denoiser_file_stops_denoising(tmp_path, tiny_unet):
     images = shard(tmp_path / "images.parquet", torch.rand(4, 1, 8, 8))
     weights = denoiser(tmp_path / "ddpm.safetensors", tiny_unet)
     retamper(weights, lambda t: t.pop(next(k for k in t if "conv_in" in k)))
-    out = tmp_path / "out" / "denoised.parquet"
+    out, predictions = tmp_path / "out" / "denoised.parquet", tmp_path / "out" / "predictions.parquet"
     with pytest.raises(DataFileError) as info:
-        stages.denoise(0.25, 0, 4, "cpu", images, weights, out)
+        stages.denoise(0.25, 0, 4, "cpu", images, weights, classifier(tmp_path / "clf.safetensors"), out, predictions)
     assert str(weights) in str(info.value)
-    assert not out.exists()
+    assert not out.exists() and not predictions.exists()
+
+
+def test_bad_classifier_file_stops_denoising_before_it_starts(tmp_path, tiny_unet, monkeypatch):
+    import dds.denoise
+
+    images = shard(tmp_path / "images.parquet", torch.rand(4, 1, 8, 8))
+    weights = denoiser(tmp_path / "ddpm.safetensors", tiny_unet)
+    clf = classifier(tmp_path / "clf.safetensors")
+    retamper(clf, lambda t: t.pop("net.fc.weight"))
+    monkeypatch.setattr(dds.denoise, "denoise_images", lambda *a: pytest.fail("denoised with a bad classifier"))
+    out, predictions = tmp_path / "out" / "denoised.parquet", tmp_path / "out" / "predictions.parquet"
+    with pytest.raises(DataFileError) as info:
+        stages.denoise(0.25, 0, 4, "cpu", images, weights, clf, out, predictions)
+    assert str(clf) in str(info.value)
+    assert not out.exists() and not predictions.exists()
 
 
 def test_corrupt_json_record(tmp_path):

@@ -15,7 +15,8 @@ from test_openai_unet import official_state_dict, small_spec
 from dds import openai_unet, stages
 from dds.denoise import sigma_timestep
 from dds.fetch import download
-from dds.io import DataFileError, ImageSet, load_tensors, read_images, read_json, write_images
+from dds.classifiers import build_classifier, save_classifier
+from dds.io import DataFileError, ImageSet, load_tensors, read_images, read_json, read_table, write_images
 from dds.schedules import alphas_cumprod
 
 NAME = "cifar10_uncond_50M_500K"
@@ -113,9 +114,14 @@ def test_the_reference_records_the_checkpoint_and_denoises(tiny_checkpoint, tmp_
     assert denoiser.t == sigma_timestep(alphas_cumprod("cosine", 4000), 0.25)
     images = ImageSet(torch.arange(3), torch.tensor([0, 1, 2]), torch.rand(3, 3, 32, 32))
     write_images(tmp_path / "in.parquet", images)
-    stages.denoise(0.25, 0, 2, "cpu", tmp_path / "in.parquet", weights, tmp_path / "out.parquet")
+    clf = tmp_path / "clf.safetensors"
+    save_classifier(build_classifier("resnet18", {}, 3, 10, [0.5] * 3, [0.25] * 3), clf,
+                    {"model": "resnet18", "kwargs": {}}, 3, 10)
+    stages.denoise(0.25, 0, 2, "cpu", tmp_path / "in.parquet", weights, clf, tmp_path / "out.parquet",
+                   tmp_path / "predictions.parquet")
     out = read_images(tmp_path / "out.parquet")
     assert out.images.shape == (3, 3, 32, 32) and torch.equal(out.idx, images.idx)
+    assert read_table(tmp_path / "predictions.parquet")["idx"].tolist() == [0, 1, 2]
 
 
 def test_without_sha256_the_first_use_is_pinned(tiny_checkpoint, tmp_path):

@@ -54,6 +54,23 @@ def test_figures_are_written(figure_files):
     assert not list(figure_files.glob(".*.tmp"))  # atomic writes leave no temporary files
 
 
+def test_defence_panels_draw_one_line_per_defence_per_classifier():
+    from dds.figures import _defence_panels
+
+    rows = [{"classifier": c, "defence": d, "epsilon": e, "accuracy": a + e}
+            for c in ("vit", "resnet") for d, a in (("sigma=0.25", 0.5), ("none", 0.1)) for e in (0.0, 0.1)]
+    rows.append({"classifier": "vit", "defence": "none", "epsilon": 0.1, "accuracy": 0.4})  # a second row: mean
+    fig, panels = _defence_panels(pd.DataFrame(rows), "epsilon", "tab10", none_color="black")
+    assert [name for _, name, _ in panels] == ["resnet", "vit"]
+    for ax, name, panel_rows in panels:
+        assert set(panel_rows["classifier"]) == {name}
+        none, denoised = ax.get_lines()  # "none" first, dashed and in the colour asked for
+        assert none.get_label() == "none" and none.get_linestyle() == "--" and none.get_color() == "black"
+        assert denoised.get_label() == "sigma=0.25" and denoised.get_linestyle() == "-"
+        assert list(denoised.get_ydata()) == pytest.approx([0.5, 0.6])
+    assert list(panels[1][0].get_lines()[0].get_ydata()) == pytest.approx([0.1, 0.3])  # (0.2 + 0.4) / 2
+
+
 def test_accuracy_figure_wants_one_model(tmp_path):
     with pytest.raises(ValueError, match="one \\(classifier, attack, denoiser\\) per figure"):
         accuracy_figure(made_up_tables(), tmp_path / "a.png", tmp_path / "a.svg")

@@ -97,7 +97,7 @@ def test_cifar10_preset_dry_run(workdir):
     # classifiers x 4 shards x (4 noise levels, 6 epsilons)
     assert counts(jobs) == {
         "sample": 1, "fetch_denoiser": 1, "openai_denoiser": 1, "train_classifier": 2,
-        "attack": 48, "denoise": 240, "classify_undefended": 48, "classify_denoised": 240, "accuracy_table": 2,
+        "attack": 48, "denoise": 240, "classify_undefended": 48, "accuracy_table": 2,
         "certify_clean": 20, "certified_table": 2, "blur_noise": 32, "blur_adversarial": 48, "blur_table": 2,
         "defences": 1, "transfer": 2, "transfer_table": 1, "summary": 1, "examples": 1, "report": 1, "all": 1}
     # the default config's models are not there: a preset replaces config.yaml
@@ -111,7 +111,7 @@ def test_imagenet_preset_dry_run(workdir):
     # 4 sigmas x 10 shards; one classifier: no transfer
     assert counts(jobs) == {
         "sample": 1, "fetch_denoiser": 1, "openai_denoiser": 1, "pretrained_classifier": 1,
-        "attack": 70, "denoise": 280, "classify_undefended": 70, "classify_denoised": 280, "accuracy_table": 1,
+        "attack": 70, "denoise": 280, "classify_undefended": 70, "accuracy_table": 1,
         "certify_clean": 40, "certified_table": 1, "blur_noise": 40, "blur_adversarial": 70, "blur_table": 1,
         "defences": 1, "summary": 1, "examples": 1, "report": 1, "all": 1}
     assert [w for rule, w in jobs if rule == "fetch_denoiser"] == [{"checkpoint": "256x256_diffusion_uncond"}]

@@ -53,8 +53,8 @@ CLUSTER_ARGS = (
     # the job logs show that each job ran inside SLURM
     "--slurm-keep-successful-logs",
     # each SLURM job costs two Snakemake start-ups: on 2 cores, the 8 jobs of the two
-    # epsilons (attack, denoise, classify) run as one SLURM job per epsilon
-    "--groups", *(f"{rule}=eval" for rule in ("attack", "denoise", "classify_undefended", "classify_denoised")),
+    # epsilons (attack, classify, denoise) run as one SLURM job per epsilon
+    "--groups", *(f"{rule}=eval" for rule in ("attack", "classify_undefended", "denoise")),
     "--group-components", "eval=1",
     # a group job asks for as many CPUs as it could use at once, at most --cores: with one,
     # the two group jobs run side by side on the 2-CPU node

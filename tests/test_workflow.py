@@ -122,7 +122,7 @@ def test_every_stage_is_sharded_and_timed(finished_run):
     bench = list((results / "benchmarks").rglob("*.tsv"))
     assert len(bench) >= 1 + 2 + 4 + 8 + 4 + 8 + 1
     html = (results / "report.html").read_text()
-    for stage in ("train_denoiser", "attack", "denoise", "classify_denoised", "certify_clean", "blur_noise"):
+    for stage in ("train_denoiser", "attack", "denoise", "classify_undefended", "certify_clean", "blur_noise"):
         assert stage in html
 
 

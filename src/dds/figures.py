@@ -177,27 +177,39 @@ def certified_figure(curves: dict, title: str, path_png, path_svg) -> None:
     _save(fig, path_png, path_svg)
 
 
-def defences_figure(table: pd.DataFrame, path_png, path_svg) -> None:
-    """Accuracy against epsilon, one panel per classifier, one line per defence (the blur
-    majority's accuracy is among the images it does not reject)."""
-    require_columns(table, ["classifier", "epsilon", "defence", "accuracy"], "defences_figure")
+def _defence_panels(table: pd.DataFrame, x: str, palette_name: str, none_color=None):
+    """One panel per classifier, accuracy against `x`, one line per defence ("none" first and
+    dashed): the figure and its panels with their classifier's rows, to finish and save."""
     sns.set_theme(style=_STYLE)
     classifiers = sorted(table["classifier"].unique())
     defences = sorted(table["defence"].unique(), key=lambda d: (d != "none", d))
     fig = _figure((4.2 * len(classifiers), 3.8))
     axes = fig.subplots(1, len(classifiers), squeeze=False, sharey=True)[0]
-    palette = dict(zip(defences, sns.color_palette("tab10", n_colors=len(defences))))
+    palette = dict(zip(defences, sns.color_palette(palette_name, n_colors=len(defences))))
+    if none_color is not None and "none" in palette:
+        palette["none"] = none_color
+    panels = []
     for ax, name in zip(axes, classifiers):
         rows = table[table["classifier"] == name]
         for defence in defences:
-            line = rows[rows["defence"] == defence].groupby("epsilon")["accuracy"].mean()
+            line = rows[rows["defence"] == defence].groupby(x)["accuracy"].mean()
             ax.plot(line.index, line.to_numpy(), marker="o", label=defence, color=palette[defence],
                     linestyle="--" if defence == "none" else "-")
+        ax.set_ylim(0, 1.02)
+        panels.append((ax, name, rows))
+    axes[0].set_ylabel("accuracy")
+    return fig, panels
+
+
+def defences_figure(table: pd.DataFrame, path_png, path_svg) -> None:
+    """Accuracy against epsilon, one panel per classifier, one line per defence (the blur
+    majority's accuracy is among the images it does not reject)."""
+    require_columns(table, ["classifier", "epsilon", "defence", "accuracy"], "defences_figure")
+    fig, panels = _defence_panels(table, "epsilon", "tab10")
+    for ax, name, rows in panels:
         _epsilon_axis(ax, rows["epsilon"])
         ax.set_title(name)
-        ax.set_ylim(0, 1.02)
-    axes[0].set_ylabel("accuracy")
-    axes[-1].legend(loc="lower left", fontsize="small")
+    panels[-1][0].legend(loc="lower left", fontsize="small")
     _save(fig, path_png, path_svg)
 
 
@@ -205,19 +217,8 @@ def iterations_figure(table: pd.DataFrame, path_png, path_svg) -> None:
     """Accuracy against PGD iterations (log scale), one panel per classifier, one line per
     defence (none dashed, each sigma of the denoiser solid), as in Xie et al.'s Figure 6."""
     require_columns(table, ["classifier", "steps", "defence", "accuracy", "epsilon"], "iterations_figure")
-    sns.set_theme(style=_STYLE)
-    classifiers = sorted(table["classifier"].unique())
-    defences = sorted(table["defence"].unique(), key=lambda d: (d != "none", d))
-    fig = _figure((4.2 * len(classifiers), 3.8))
-    axes = fig.subplots(1, len(classifiers), squeeze=False, sharey=True)[0]
-    palette = dict(zip(defences, sns.color_palette("viridis", n_colors=len(defences))))
-    for ax, name in zip(axes, classifiers):
-        rows = table[table["classifier"] == name]
-        for defence in defences:
-            line = rows[rows["defence"] == defence].groupby("steps")["accuracy"].mean()
-            ax.plot(line.index, line.to_numpy(), marker="o", label=defence,
-                    color="black" if defence == "none" else palette[defence],
-                    linestyle="--" if defence == "none" else "-")
+    fig, panels = _defence_panels(table, "steps", "viridis", none_color="black")
+    for ax, name, rows in panels:
         steps = sorted(rows["steps"].unique())
         ax.set_xscale("log")
         ax.set_xticks(steps)
@@ -225,9 +226,7 @@ def iterations_figure(table: pd.DataFrame, path_png, path_svg) -> None:
         ax.minorticks_off()
         ax.set_xlabel("PGD iterations")
         ax.set_title(f"{name}, epsilon={rows['epsilon'].iloc[0]:g}")
-        ax.set_ylim(0, 1.02)
-    axes[0].set_ylabel("accuracy")
-    axes[-1].legend(loc="best", fontsize="small")
+    panels[-1][0].legend(loc="best", fontsize="small")
     _save(fig, path_png, path_svg)
 
 

@@ -164,31 +164,49 @@ def load_denoiser(denoiser_path, sigma: float, device, run=None):
     return denoiser
 
 
-def denoise(sigma: float, seed: int, batch_size: int, device: str, images_path, denoiser_path, out_path,
-            inference: dict | None = None) -> None:
+def denoise(sigma: float, seed: int, batch_size: int, device: str, images_path, denoiser_path, classifier_path,
+            out_path, predictions_path, inference: dict | None = None) -> None:
+    """Denoise an image shard at `sigma`, write the denoised images, and classify them with
+    the classifier the set was made for (one job instead of two: see rules/denoise.smk).
+    Both models are loaded first, so a bad file stops the job before the denoising."""
     from .denoise import denoise_images
     from .inference import resolve
 
     dev = resolve_device(device)
+    run = resolve(inference, dev)
     source = read_images(images_path)
-    denoiser = load_denoiser(denoiser_path, sigma, dev, resolve(inference, dev))
-    denoised = denoise_images(denoiser, source, seed, batch_size, dev)
+    model = prepared_classifier(classifier_path, dev, run)
+    denoiser = load_denoiser(denoiser_path, sigma, dev, run)
+    denoised = ImageSet(source.idx, source.labels, denoise_images(denoiser, source, seed, batch_size, dev))
     log.info("denoised %d images", len(source))
-    write_images(out_path, ImageSet(source.idx, source.labels, denoised))
+    write_images(out_path, denoised)
+    write_table(predictions(model, denoised, batch_size, dev), predictions_path)
 
 
 def predict(batch_size: int, device: str, images_path, classifier_path, out_path,
             inference: dict | None = None) -> None:
-    from . import classifiers, classify
     from .inference import resolve
 
     dev = resolve_device(device)
     images = read_images(images_path)
-    model = resolve(inference, dev).prepare(classifiers.load_classifier(classifier_path, dev))
-    table = classify.predictions(model, images, batch_size, dev)
-    log.info("accuracy %.4f on %d images", table["correct"].mean(), len(table))
-    write_table(table, out_path)
+    model = prepared_classifier(classifier_path, dev, resolve(inference, dev))
+    write_table(predictions(model, images, batch_size, dev), out_path)
 
+
+def prepared_classifier(path, dev: torch.device, run) -> torch.nn.Module:
+    """A classifier file loaded and prepared for inference by `run` (a dds.inference setting)."""
+    from .classifiers import load_classifier
+
+    return run.prepare(load_classifier(path, dev))
+
+
+def predictions(model: torch.nn.Module, images: ImageSet, batch_size: int, dev: torch.device):
+    """The per-image predictions table of `model` on `images`, its accuracy logged."""
+    from .classify import predictions as table_of
+
+    table = table_of(model, images, batch_size, dev)
+    log.info("accuracy %.4f on %d images", table["correct"].mean(), len(table))
+    return table
 
 
 def certify(sigma: float, spec: dict, seed: int, device: str, images_path, rows, denoiser_path,
@@ -196,14 +214,13 @@ def certify(sigma: float, spec: dict, seed: int, device: str, images_path, rows,
     """Certify rows [start, stop) of an image file with every classifier in `classifier_paths`,
     fused through one denoiser at one sigma; one Parquet of per-example results each."""
     from . import certify as certification
-    from . import classifiers
     from .inference import resolve
 
     dev = resolve_device(device)
     run = resolve(inference, dev)
     images = read_images(images_path).subset(*rows)
     denoiser = load_denoiser(denoiser_path, sigma, dev, run)
-    models = {name: run.prepare(classifiers.load_classifier(path, dev)) for name, path in classifier_paths.items()}
+    models = {name: prepared_classifier(path, dev, run) for name, path in classifier_paths.items()}
     log.info("certifying %d images at sigma=%g with %s: n0=%d, n=%d, alpha=%g", len(images), sigma,
              ", ".join(models), spec["n0"], spec["n"], spec["alpha"])
     results = certification.certify_images(denoiser, models, images, spec["n0"], spec["n"], spec["alpha"], seed,
@@ -217,12 +234,11 @@ def blur(kernel_size: int, blur_sigma: float, noise_level: float, seed: int, bat
     """The blur-majority defence on an image shard with `noise_level` noise added (0 for none):
     predictions as is, blurred once and twice, and their majority, with a noise_level column."""
     from . import blur as blur_defence
-    from . import classifiers
     from .inference import resolve
 
     dev = resolve_device(device)
     images = blur_defence.add_noise(read_images(images_path), noise_level, seed)
-    model = resolve(inference, dev).prepare(classifiers.load_classifier(classifier_path, dev))
+    model = prepared_classifier(classifier_path, dev, resolve(inference, dev))
     table = blur_defence.blur_predictions(model, images, kernel_size, blur_sigma, batch_size, dev)
     table["noise_level"] = float(noise_level)
     summary = blur_defence.blur_table(table).iloc[0]
@@ -349,13 +365,13 @@ def transfer(attack_name: str, source: str, denoiser_name: str, epsilons, sigmas
     (sigma, epsilon) -> shards): accuracy per (target, epsilon, defence)."""
     import pandas as pd
 
-    from . import classifiers, classify
+    from . import classify
     from .inference import resolve
     from .io import concat_images
 
     dev = resolve_device(device)
     run = resolve(inference, dev)
-    models = {name: run.prepare(classifiers.load_classifier(path, dev)) for name, path in classifier_paths.items()}
+    models = {name: prepared_classifier(path, dev, run) for name, path in classifier_paths.items()}
     sets = [(float(e), "none", adversarial_paths[float(e)]) for e in epsilons]
     sets += [(float(e), f"sigma={float(s):g}", denoised_paths[(float(s), float(e))]) for s in sigmas for e in epsilons]
     rows = []

@@ -19,26 +19,3 @@ rule classify_undefended:
         inference=config["inference"],
     script:
         "../scripts/classify.py"
-
-
-rule classify_denoised:
-    input:
-        images=layout.DENOISED,
-        classifier=layout.CLASSIFIER,
-    output:
-        layout.PREDICTIONS_DENOISED,
-    log:
-        layout.log(layout.PREDICTIONS_DENOISED),
-    benchmark:
-        layout.benchmark(layout.PREDICTIONS_DENOISED)
-    conda:
-        TORCH_ENV
-    threads: job_threads("classify_denoised")
-    resources:
-        **job_resources("classify_denoised", mem_mb=2000, runtime=30, gpu=True),
-    params:
-        batch_size=config["batch_size"],
-        device=config["device"],
-        inference=config["inference"],
-    script:
-        "../scripts/classify.py"

@@ -304,7 +304,6 @@ STAGES = {
     "attack": (layout.ADVERSARIAL, {}),
     "denoise": (layout.DENOISED, {}),
     "classify_undefended": (layout.PREDICTIONS_UNDEFENDED, {}),
-    "classify_denoised": (layout.PREDICTIONS_DENOISED, {}),
     "accuracy_table": (layout.TABLE, {}),
 }
 if CERTIFY["enabled"]:

@@ -1,9 +1,14 @@
+# One job denoises a set and classifies what it denoised: the denoised images are kept (the
+# transfer matrix and the examples figure read them), and classifying them in the same job
+# spares one job per (set, sigma), which is a third of the DAG at cluster scale.
 rule denoise:
     input:
         images=layout.ADVERSARIAL,
         denoiser=layout.DENOISER,
+        classifier=layout.CLASSIFIER,
     output:
-        layout.DENOISED,
+        images=layout.DENOISED,
+        predictions=layout.PREDICTIONS_DENOISED,
     log:
         layout.log(layout.DENOISED),
     benchmark:

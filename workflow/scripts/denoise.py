@@ -2,6 +2,6 @@ from dds import stages
 from dds.runtime import setup_job
 
 setup_job(snakemake.log[0], snakemake.threads)
-p = snakemake.params
-stages.denoise(float(snakemake.wildcards.sigma), p.seed, p.batch_size, p.device, snakemake.input.images,
-               snakemake.input.denoiser, snakemake.output[0], inference=p.inference)
+p, i, o = snakemake.params, snakemake.input, snakemake.output
+stages.denoise(float(snakemake.wildcards.sigma), p.seed, p.batch_size, p.device, i.images, i.denoiser, i.classifier,
+               o.images, o.predictions, inference=p.inference)
