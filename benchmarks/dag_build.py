@@ -1,8 +1,8 @@
 """How long Snakemake takes to plan the workflow (`snakemake -n`: start, read and validate the
 config, build the DAG) as the grid grows, up to the ImageNet scale with certification sharded
-for a cluster (100 shards). Target: under 10 s for the largest.
+for a cluster (100 shards). Target: under 10 s for that preset.
 
-The grids are overlays on the embedded default (config.yaml: three classifiers, every
+The grids are overlays on the embedded default (config.yaml: four classifiers, every
 analysis on): 1000 evaluation images in 1 to 100 shards, more sigmas and epsilons,
 certification of every image. The last row is the ImageNet preset itself at 100 shards.
 Each dry run plans from scratch, in an empty working directory.
