@@ -14,10 +14,10 @@ import time
 
 import torch
 
-from dds import data
-from dds.attacks import attack
-from dds.classifiers import accuracy, build_classifier, train_classifier
+from dds.attacks.generate import attack
+from dds.data import sampling as data
 from dds.io import ImageSet
+from dds.models.classifiers import accuracy, build_classifier, train_classifier
 from dds.seeding import derive_seed
 
 EVAL_ATTACK = {"method": "pgd_linf", "steps": 5, "step_size": 2.5, "step_mode": "relative", "random_start": False}

@@ -1,6 +1,6 @@
 """Draws per second of certification sampling: dds's fused denoise+classify (each denoised
 batch classified by every classifier, the models prepared with the workflow's inference
-settings, dds.inference) against a straightforward loop in the style of the reference code
+settings, dds.evaluation.inference) against a straightforward loop in the style of the reference code
 (fp32, no_grad; per classifier, per image: denoise a batch of that image's draws, then
 classify; nothing shared across classifiers). Same models, same draws; in fp32 the same counts.
 
@@ -23,10 +23,12 @@ from pathlib import Path
 import torch
 from common import add_arguments, inference_settings, timed
 
-from dds import classifiers, diffusion, openai_unet
-from dds.certify import noise_draws, sample_counts
-from dds.data import load_digits
-from dds.denoise import OneShotDenoiser
+from dds.data.sampling import load_digits
+from dds.diffusion import ddpm as diffusion
+from dds.diffusion import openai_unet
+from dds.diffusion.one_shot import OneShotDenoiser
+from dds.models import classifiers
+from dds.smoothing.sampling import noise_draws, sample_counts
 
 RESULTS = Path("results/digits")
 NAMES = ("resnet", "cbam-resnet", "vit")

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from dds.config import validate
-from dds.inference import Inference, resolve
+from dds.evaluation.inference import Inference, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 

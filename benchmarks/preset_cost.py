@@ -20,9 +20,9 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from dds.classifiers import build_classifier
 from dds.config import validate
-from dds.openai_unet import CHECKPOINTS, UNetModel
+from dds.diffusion.openai_unet import CHECKPOINTS, UNetModel
+from dds.models.classifiers import build_classifier
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,5 +1,5 @@
 """Images per second of denoising and classification at the paper's sizes, random weights:
-dds's path (the workflow's denoise and predict code, models prepared with dds.inference,
+dds's path (the workflow's denoise and predict code, models prepared with dds.evaluation.inference,
 batches of many images) against a straightforward loop written the way the published
 reference code runs them (fp32, eval mode under torch.no_grad, no channels_last, each batch
 holding one image's noise draws).
@@ -24,9 +24,11 @@ import torch
 from common import add_arguments, inference_settings, timed
 from torch.utils.flop_counter import FlopCounterMode
 
-from dds import classifiers, classify, openai_unet
-from dds.denoise import OneShotDenoiser, denoise_images
+from dds.diffusion import openai_unet
+from dds.diffusion.one_shot import OneShotDenoiser, denoise_images
+from dds.evaluation import classify
 from dds.io import ImageSet
+from dds.models import classifiers
 
 SETUPS = {
     "cifar10": {"checkpoint": "cifar10_uncond_50M_500K", "classifier": "resnet50", "classes": 10,

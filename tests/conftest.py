@@ -27,7 +27,7 @@ TINY_UNET = dict(block_out_channels=[8, 16], layers_per_block=1, attention_level
 @pytest.fixture(scope="session")
 def digits8():
     """The scikit-learn digits at their native 8x8 (1797 images, one channel)."""
-    from dds.data import load_digits
+    from dds.data.sampling import load_digits
 
     return load_digits(8)
 
@@ -35,7 +35,7 @@ def digits8():
 @pytest.fixture
 def tiny_unet():
     """A freshly built tiny UNet for 8x8 single-channel images, with a fixed initialisation."""
-    from dds.diffusion import build_unet
+    from dds.diffusion.ddpm import build_unet
 
     torch.manual_seed(0)
     return build_unet(8, 1, TINY_UNET).eval()
@@ -44,7 +44,7 @@ def tiny_unet():
 @pytest.fixture(scope="module")
 def model():
     """A freshly built ResNet-18 for single-channel images (the attacks' tests), fixed initialisation."""
-    from dds.classifiers import build_classifier
+    from dds.models.classifiers import build_classifier
 
     torch.manual_seed(0)
     return build_classifier("resnet18", {}, 1, 10, [0.3], [0.3]).eval()

@@ -1,4 +1,4 @@
-"""The adaptive attack of dds.adaptive: its PGD against torchattacks', the EOT gradient through
+"""The adaptive attack of dds.attacks.adaptive: its PGD against torchattacks', the EOT gradient through
 the denoiser, gradient accumulation against one big batch, and the attack's guarantees."""
 
 import pytest
@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 import torchattacks
 
-from dds.adaptive import Defended, adaptive_attack, eot_gradient, pgd, random_start
-from dds.denoise import OneShotDenoiser
-from dds.diffusion import DiffusersEps, build_scheduler
+from dds.attacks.adaptive import Defended, adaptive_attack, eot_gradient, pgd, random_start
+from dds.diffusion.ddpm import DiffusersEps, build_scheduler
+from dds.diffusion.one_shot import OneShotDenoiser
 
 
 @pytest.fixture(scope="module")

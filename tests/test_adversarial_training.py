@@ -4,8 +4,8 @@ while crafting, robust accuracy in the metrics, determinism for a seed, spec che
 import pytest
 import torch
 
-from dds.classifiers import build_classifier, check_adversarial_spec, train_classifier
-from dds.feature_denoising import NonLocalDenoise
+from dds.models.classifiers import build_classifier, check_adversarial_spec, train_classifier
+from dds.models.feature_denoising import NonLocalDenoise
 
 MEAN, STD = [0.3], [0.25]
 SPEC = {"epsilon": 0.1, "steps": 2, "step_size": 2.5, "step_mode": "relative", "random_start": True,

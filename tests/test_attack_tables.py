@@ -5,9 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dds import aggregate, layout
-from dds.attack_tables import adaptive_table, adaptive_wide, latex_adaptive, transfer_matrix
+from dds import layout
 from dds.io import write_table
+from dds.pipeline.adaptive import adaptive_summary
+from dds.pipeline.iterations import iterations_summary
+from dds.pipeline.transfer import transfer_summary
+from dds.reporting.sections import adaptive_section, iterations_section, transfer_section
+from dds.reporting.attack_tables import adaptive_table, adaptive_wide, latex_adaptive, transfer_matrix
 
 PNG = b"\x89PNG\r\n\x1a\n"
 EVIL = "<script>alert(1)</script>"
@@ -97,10 +101,10 @@ def results(tmp_path, monkeypatch):
                                  ("transfer", layout.TRANSFER_TABLE, layout.TRANSFER_PNG, layout.TRANSFER_SVG),
                                  ("adaptive", layout.ADAPTIVE_TABLE, layout.ADAPTIVE_PNG, layout.ADAPTIVE_SVG)]:
         out[key] = [layout.fill(p, dataset=ds) for p in (table, png, svg)]
-    aggregate.iterations_summary(jobs["iterations"], *out["iterations"])
-    aggregate.transfer_summary(jobs["transfer"], *out["transfer"])
+    iterations_summary(jobs["iterations"], *out["iterations"])
+    transfer_summary(jobs["transfer"], *out["transfer"])
     tex = layout.fill(layout.ADAPTIVE_TEX, dataset=ds)
-    aggregate.adaptive_summary(ds, jobs["adaptive"], out["adaptive"][0], tex, *out["adaptive"][1:])
+    adaptive_summary(ds, jobs["adaptive"], out["adaptive"][0], tex, *out["adaptive"][1:])
     return out
 
 
@@ -117,16 +121,16 @@ def test_summaries_write_tables_and_figures(results):
 
 
 def test_report_sections_show_the_numbers(results):
-    adaptive = aggregate._adaptive_section(CONFIG)
+    adaptive = adaptive_section(CONFIG)
     one_draw = adaptive["tables"][0]
     assert one_draw["columns"] == ["Sigma", "Epsilon", "clean", "unaware PGD", "adaptive (single target)",
                                    "adaptive (smoothed target)"]
     assert one_draw["rows"][0] == ["0.25", "0.1", "0.900", "0.600", "0.300", "0.400"]
     assert "4 noise draws" in adaptive["caption"]
-    transfer = aggregate._transfer_section(CONFIG)
+    transfer = transfer_section(CONFIG)
     first = transfer["tables"][0]
     assert first["columns"] == ["Epsilon", "Source", "a", "b"]
     assert ["0.1", "a", "0.100", "0.500"] in first["rows"]
-    iterations = aggregate._iterations_section(CONFIG)
+    iterations = iterations_section(CONFIG)
     assert iterations["tables"][0]["columns"] == ["Steps", "none", "sigma=0.25", "sigma=0.5"]
     assert [r[0] for r in iterations["tables"][0]["rows"]] == ["5", "10", "50"]

@@ -1,4 +1,4 @@
-"""The attacks of dds.attacks (DESIGN.md 1.6): PGD L-inf in detail on a small random
+"""The attacks of dds.attacks.generate (DESIGN.md 1.6): PGD L-inf in detail on a small random
 classifier, and every registered attack's guarantees on a small trained one."""
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dds.attacks import ATTACKS, attack, attack_seed, perturbation_norms
-from dds.budget import NORMS, budget_warnings, reach, step_size
-from dds.classifiers import build_classifier
+from dds.attacks.budget import NORMS, budget_warnings, reach, step_size
+from dds.attacks.generate import ATTACKS, attack, attack_seed, perturbation_norms
+from dds.models.classifiers import build_classifier
 
 ABSOLUTE = {"method": "pgd_linf", "steps": 5, "step_size": 2 / 255}
 RELATIVE = {"method": "pgd_linf", "steps": 5, "step_size": 2.5, "step_mode": "relative"}
@@ -163,7 +163,7 @@ def test_every_method_has_a_norm_and_a_test():
 
 @pytest.fixture(scope="module")
 def trained(digits8):
-    from dds.classifiers import train_classifier
+    from dds.models.classifiers import train_classifier
 
     torch.manual_seed(0)
     net = build_classifier("resnet18", {}, 1, 10, [0.3], [0.3])

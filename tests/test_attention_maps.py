@@ -10,10 +10,18 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from dds.attacks import attack
-from dds.attention_maps import (attention_figure, attention_maps, attention_shift, attention_shift_table,
-                                cbam_spatial_maps, gradcam_maps, rank_correlation, top_k_iou)
-from dds.classifiers import build_classifier
+from dds.attacks.generate import attack
+from dds.evaluation.attention_maps import (
+    attention_figure,
+    attention_maps,
+    attention_shift,
+    attention_shift_table,
+    cbam_spatial_maps,
+    gradcam_maps,
+    rank_correlation,
+    top_k_iou,
+)
+from dds.models.classifiers import build_classifier
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 SPECS = yaml.safe_load(CONFIG.read_text())["classifiers"]

@@ -13,10 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from dds import stages
-from dds.classifiers import build_classifier, save_classifier
-from dds.diffusion import build_scheduler, save_ddpm
+from dds.diffusion.ddpm import build_scheduler, save_ddpm
 from dds.io import DataFileError, ImageSet, load_tensors, read_json, save_tensors, write_images
+from dds.models.classifiers import build_classifier, save_classifier
+from dds.pipeline.classify import predict
+from dds.pipeline.denoise import denoise
+from dds.pipeline.denoisers import fetch_checkpoint
 
 FIX = "delete it and rerun the rule that makes it"
 
@@ -151,7 +153,7 @@ def test_bad_input_to_a_stage(tmp_path, case):
     paths[which] = make(bad)
     out = tmp_path / "out" / "predictions.parquet"
     with pytest.raises(error) as info:
-        stages.predict(8, "cpu", paths["images"], paths["classifier"], out)
+        predict(8, "cpu", paths["images"], paths["classifier"], out)
     message = str(info.value)
     for text in texts:
         assert text in message, f"{text!r} not in {message!r}"
@@ -167,22 +169,22 @@ def test_bad_denoiser_file_stops_denoising(tmp_path, tiny_unet):
     retamper(weights, lambda t: t.pop(next(k for k in t if "conv_in" in k)))
     out, predictions = tmp_path / "out" / "denoised.parquet", tmp_path / "out" / "predictions.parquet"
     with pytest.raises(DataFileError) as info:
-        stages.denoise(0.25, 0, 4, "cpu", images, weights, classifier(tmp_path / "clf.safetensors"), out, predictions)
+        denoise(0.25, 0, 4, "cpu", images, weights, classifier(tmp_path / "clf.safetensors"), out, predictions)
     assert str(weights) in str(info.value)
     assert not out.exists() and not predictions.exists()
 
 
 def test_bad_classifier_file_stops_denoising_before_it_starts(tmp_path, tiny_unet, monkeypatch):
-    import dds.denoise
+    import dds.diffusion.one_shot
 
     images = shard(tmp_path / "images.parquet", torch.rand(4, 1, 8, 8))
     weights = denoiser(tmp_path / "ddpm.safetensors", tiny_unet)
     clf = classifier(tmp_path / "clf.safetensors")
     retamper(clf, lambda t: t.pop("net.fc.weight"))
-    monkeypatch.setattr(dds.denoise, "denoise_images", lambda *a: pytest.fail("denoised with a bad classifier"))
+    monkeypatch.setattr(dds.diffusion.one_shot, "denoise_images", lambda *a: pytest.fail("denoised with a bad classifier"))
     out, predictions = tmp_path / "out" / "denoised.parquet", tmp_path / "out" / "predictions.parquet"
     with pytest.raises(DataFileError) as info:
-        stages.denoise(0.25, 0, 4, "cpu", images, weights, clf, out, predictions)
+        denoise(0.25, 0, 4, "cpu", images, weights, clf, out, predictions)
     assert str(clf) in str(info.value)
     assert not out.exists() and not predictions.exists()
 
@@ -196,7 +198,7 @@ def test_corrupt_json_record(tmp_path):
 
 
 def test_label_file_that_does_not_match_the_images(tmp_path):
-    from dds.datasets import index_imagenet_val
+    from dds.data.datasets import index_imagenet_val
 
     root, labels = labels_file_too_short(tmp_path)
     with pytest.raises(DataFileError) as info:
@@ -210,7 +212,7 @@ def test_download_with_the_wrong_sha256_leaves_nothing(tmp_path):
     source.write_bytes(b"not the published checkpoint")
     out = tmp_path / "data" / "checkpoints" / "cifar10_uncond_50M_500K.pt"
     with pytest.raises(DataFileError) as info:
-        stages.fetch_checkpoint(source.as_uri(), "ab" * 32, out)
+        fetch_checkpoint(source.as_uri(), "ab" * 32, out)
     assert "ab" * 32 in str(info.value)
     assert not out.exists() and (not out.parent.exists() or not any(out.parent.iterdir()))
 

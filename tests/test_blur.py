@@ -5,11 +5,18 @@ import pandas as pd
 import pytest
 import torch
 
-from dds import stages
-from dds.blur import (PER_IMAGE_COLUMNS, add_noise, blur_predictions, blur_table, gaussian_blur,
-                      latex_blur_table, majority_vote)
-from dds.classifiers import build_classifier, save_classifier
+from dds.evaluation.blur import (
+    PER_IMAGE_COLUMNS,
+    add_noise,
+    blur_predictions,
+    blur_table,
+    gaussian_blur,
+    latex_blur_table,
+    majority_vote,
+)
 from dds.io import DataFileError, ImageSet, read_table, write_images
+from dds.models.classifiers import build_classifier, save_classifier
+from dds.pipeline.blur import blur
 
 
 def test_majority_vote_hand_made():
@@ -161,7 +168,7 @@ def test_blur_stage_end_to_end(tmp_path, tiny_classifier):
                       torch.rand(5, 1, 16, 16, generator=torch.Generator().manual_seed(0)))
     write_images(tmp_path / "images.parquet", images)
     out = tmp_path / "out" / "blur.parquet"
-    stages.blur(5, 1.0, 0.25, 0, 2, "cpu", tmp_path / "images.parquet", tiny_classifier, out)
+    blur(5, 1.0, 0.25, 0, 2, "cpu", tmp_path / "images.parquet", tiny_classifier, out)
     table = read_table(out)
     assert list(table.columns) == PER_IMAGE_COLUMNS + ["noise_level"]
     assert len(table) == 5
@@ -174,7 +181,7 @@ def test_blur_stage_end_to_end(tmp_path, tiny_classifier):
 
 
 def test_blur_predictions_batching_does_not_change_predictions(tiny_classifier):
-    from dds.classifiers import load_classifier
+    from dds.models.classifiers import load_classifier
 
     model = load_classifier(tiny_classifier)
     data = ImageSet(torch.arange(4), torch.zeros(4, dtype=torch.long),
@@ -212,7 +219,7 @@ def test_blur_stage_missing_classifier_names_the_file(tmp_path):
     write_images(tmp_path / "images.parquet", grey_set(n=2))
     missing = tmp_path / "no-such-classifier.safetensors"
     with pytest.raises(DataFileError, match="no-such-classifier.safetensors"):
-        stages.blur(5, 1.0, 0.0, 0, 2, "cpu", tmp_path / "images.parquet", missing, tmp_path / "out.parquet")
+        blur(5, 1.0, 0.0, 0, 2, "cpu", tmp_path / "images.parquet", missing, tmp_path / "out.parquet")
     assert not (tmp_path / "out.parquet").exists()
 
 

@@ -1,4 +1,4 @@
-"""Monte Carlo certification (dds.certify), the certified-accuracy tables (dds.certified),
+"""Monte Carlo certification (dds.smoothing.sampling), the certified-accuracy tables (dds.smoothing.certified),
 the rows a certification shard covers (dds.layout.certify_rows) and the `certify` stage end
 to end on tiny files (DESIGN.md 1.2 and 1.3)."""
 
@@ -10,11 +10,21 @@ import torch
 from scipy.stats import norm
 from torch import nn
 
-from dds import layout, smoothing
-from dds.certified import (CERTIFIED_COLUMNS, MULTISCALE, TSV_COLUMNS, best_over_sigmas, certified_accuracy,
-                           certified_table, latex_certified, multiscale_examples, write_tsv)
-from dds.certify import BLOCK, certify_images, noise_draws, sample_counts
+from dds import layout
 from dds.io import ImageSet
+from dds.smoothing import bounds as smoothing
+from dds.smoothing.certified import (
+    CERTIFIED_COLUMNS,
+    MULTISCALE,
+    TSV_COLUMNS,
+    best_over_sigmas,
+    certified_accuracy,
+    certified_table,
+    latex_certified,
+    multiscale_examples,
+    write_tsv,
+)
+from dds.smoothing.sampling import BLOCK, certify_images, noise_draws, sample_counts
 
 COLUMNS = ["idx", "label", "predict", "radius", "correct", "time", "nA", "n", "pA_lower", "smoothed_predict",
            "counts0", "counts"]
@@ -76,14 +86,14 @@ class Counting(nn.Module):
 
 
 def one_shot(unet, sigma):
-    from dds.denoise import OneShotDenoiser
-    from dds.diffusion import DiffusersEps, build_scheduler
+    from dds.diffusion.ddpm import DiffusersEps, build_scheduler
+    from dds.diffusion.one_shot import OneShotDenoiser
 
     return OneShotDenoiser(DiffusersEps(unet), build_scheduler(LINEAR).alphas_cumprod, sigma)
 
 
 def two_classifiers():
-    from dds.classifiers import build_classifier
+    from dds.models.classifiers import build_classifier
 
     torch.manual_seed(1)
     first = build_classifier("resnet18", {}, 1, 10, [0.5], [0.5]).eval()
@@ -470,13 +480,14 @@ def test_certify_rows():
             layout.certify_rows(2, 20, 40, shard_file)
 
 
-# --- stages.certify ----------------------------------------------------------------------------
+# --- certify ----------------------------------------------------------------------------
 
 def test_stage_certify_end_to_end(tmp_path, tiny_unet, digits8):
-    from dds import classifiers as cls
-    from dds.diffusion import build_scheduler, save_ddpm
+    from dds.pipeline.certify import certify as certify_stage
+
+    from dds.diffusion.ddpm import build_scheduler, save_ddpm
     from dds.io import read_table, write_images
-    from dds.stages import certify as certify_stage
+    from dds.models import classifiers as cls
 
     data = digits8.subset(100, 110)
     write_images(tmp_path / "eval.parquet", data)

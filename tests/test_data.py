@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from dds import stages
-from dds.data import fingerprint, load_dataset, load_digits, manifest, split
+from dds.data.sampling import fingerprint, load_dataset, load_digits, manifest
+from dds.data.split import split
 from dds.io import ImageSet, read_images, read_json
+from dds.pipeline.sample import sample
 
 
 def test_load_digits_16(digits8):
@@ -109,7 +110,7 @@ def test_manifest_is_consistent(digits8):
 
 def test_sample_stage_files_match_manifest(tmp_path):
     paths = [tmp_path / "train.parquet", tmp_path / "eval.parquet", tmp_path / "manifest.json"]
-    stages.sample({"name": "digits", "image_size": 8, "eval_size": 100}, 5, *paths)
+    sample({"name": "digits", "image_size": 8, "eval_size": 100}, 5, *paths)
     train, evaluation, m = read_images(paths[0]), read_images(paths[1]), read_json(paths[2])
     assert m["train"]["count"] == len(train) == 1697 and m["eval"]["count"] == len(evaluation) == 100
     assert m["train"]["sha256"] == fingerprint(train)

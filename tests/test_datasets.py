@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torchvision.datasets import CIFAR10
 
-from dds.datasets import (
+from dds.data.datasets import (
     imagenet_synsets,
     index_imagenet_val,
     load_cifar10,

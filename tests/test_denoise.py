@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from torch import nn
 
-from dds.denoise import OneShotDenoiser, image_noise, sigma_timestep
+from dds.diffusion.one_shot import OneShotDenoiser, image_noise, sigma_timestep
 
 SIGMAS = [0.12, 0.25, 0.5, 1.0]
 
@@ -169,7 +169,7 @@ def test_output_is_resized(size):
 
 
 def test_gradients_flow_through_real_unet(tiny_unet):
-    from dds.diffusion import DiffusersEps
+    from dds.diffusion.ddpm import DiffusersEps
 
     abar = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear").alphas_cumprod
     denoiser = OneShotDenoiser(DiffusersEps(tiny_unet), abar, 0.25)

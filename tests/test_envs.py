@@ -73,7 +73,7 @@ def test_the_torch_environment_has_everything_the_library_imports():
 
 def test_the_report_environment_has_what_the_aggregation_loads():
     # the report rules' scripts call dds.aggregate (and dds.runtime); what importing them loads
-    loaded = subprocess.run([sys.executable, "-c", "import sys, dds.aggregate, dds.runtime; print(*sys.modules)"],
+    loaded = subprocess.run([sys.executable, "-c", "import sys, dds.pipeline.accuracy, dds.pipeline.report, dds.runtime; print(*sys.modules)"],
                             capture_output=True, text=True, check=True).stdout.split()
     missing = pinned_distributions({name.split(".")[0] for name in loaded}) - set(
         env_pins(REPO / "envs" / "report.yaml"))

@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from dds.classifiers import build_classifier, load_classifier, save_classifier
-from dds.feature_denoising import NonLocalDenoise, add_denoising_blocks
 from dds.io import DataFileError
+from dds.models.classifiers import build_classifier, load_classifier, save_classifier
+from dds.models.feature_denoising import NonLocalDenoise, add_denoising_blocks
 
 MEAN, STD = [0.3], [0.25]
 ALL_STAGES = {"variant": "softmax", "stages": [1, 2, 3, 4]}

@@ -12,12 +12,15 @@ import pytest
 import torch
 from test_openai_unet import official_state_dict, small_spec
 
-from dds import openai_unet, stages
-from dds.denoise import sigma_timestep
+from dds.diffusion import openai_unet
+from dds.diffusion.one_shot import sigma_timestep
+from dds.diffusion.schedules import alphas_cumprod
 from dds.fetch import download
-from dds.classifiers import build_classifier, save_classifier
 from dds.io import DataFileError, ImageSet, load_tensors, read_images, read_json, read_table, write_images
-from dds.schedules import alphas_cumprod
+from dds.models.classifiers import build_classifier, save_classifier
+from dds.diffusion.loading import load_denoiser
+from dds.pipeline.denoise import denoise
+from dds.pipeline.denoisers import fetch_checkpoint, openai_denoiser
 
 NAME = "cifar10_uncond_50M_500K"
 PAYLOAD = bytes(range(256)) * 5000  # 1.28 MB: several chunks
@@ -75,7 +78,7 @@ def test_file_url_without_sha256_logs_the_digest(tmp_path, caplog):
     source.write_bytes(PAYLOAD)
     target = tmp_path / "out" / "copy.pt"
     with caplog.at_level(logging.WARNING):
-        stages.fetch_checkpoint(source.as_uri(), None, target)
+        fetch_checkpoint(source.as_uri(), None, target)
     assert target.read_bytes() == PAYLOAD
     assert f"sha256: {hashlib.sha256(PAYLOAD).hexdigest()}" in caplog.text
 
@@ -97,7 +100,7 @@ def tiny_checkpoint(tmp_path, monkeypatch):
 def describe(path, tmp_path, sha256=None):
     spec = {"kind": "openai", "checkpoint": NAME, "url": path.as_uri(), "sha256": sha256}
     weights, metrics = tmp_path / "denoiser.safetensors", tmp_path / "denoiser.json"
-    stages.openai_denoiser("improved", spec, path, weights, metrics)
+    openai_denoiser("improved", spec, path, weights, metrics)
     return weights, read_json(metrics)
 
 
@@ -109,7 +112,7 @@ def test_the_reference_records_the_checkpoint_and_denoises(tiny_checkpoint, tmp_
                                       "sha256": digest}
     assert metrics["sha256_from"] == "config" and metrics["num_timesteps"] == 4000
     assert metrics["parameters"] == sum(v.numel() for v in STATES[0].values())
-    denoiser = stages.load_denoiser(weights, 0.25, "cpu")  # dispatches on the file's kind
+    denoiser = load_denoiser(weights, 0.25, "cpu")  # dispatches on the file's kind
     assert denoiser.eps_model.rescale_timesteps  # the checkpoint's own timestep convention
     assert denoiser.t == sigma_timestep(alphas_cumprod("cosine", 4000), 0.25)
     images = ImageSet(torch.arange(3), torch.tensor([0, 1, 2]), torch.rand(3, 3, 32, 32))
@@ -117,7 +120,7 @@ def test_the_reference_records_the_checkpoint_and_denoises(tiny_checkpoint, tmp_
     clf = tmp_path / "clf.safetensors"
     save_classifier(build_classifier("resnet18", {}, 3, 10, [0.5] * 3, [0.25] * 3), clf,
                     {"model": "resnet18", "kwargs": {}}, 3, 10)
-    stages.denoise(0.25, 0, 2, "cpu", tmp_path / "in.parquet", weights, clf, tmp_path / "out.parquet",
+    denoise(0.25, 0, 2, "cpu", tmp_path / "in.parquet", weights, clf, tmp_path / "out.parquet",
                    tmp_path / "predictions.parquet")
     out = read_images(tmp_path / "out.parquet")
     assert out.images.shape == (3, 3, 32, 32) and torch.equal(out.idx, images.idx)
@@ -131,7 +134,7 @@ def test_without_sha256_the_first_use_is_pinned(tiny_checkpoint, tmp_path):
     # a file changed after the check is refused at every later load
     torch.save(STATES[1], tiny_checkpoint)
     with pytest.raises(DataFileError, match=r"sha256 mismatch: expected " + metrics["sha256"]):
-        stages.load_denoiser(weights, 0.5, "cpu")
+        load_denoiser(weights, 0.5, "cpu")
 
 
 def test_a_wrong_sha256_in_the_config_stops_the_check(tiny_checkpoint, tmp_path):

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from dds.figures import accuracy_figure, comparison_figure, examples_figure
 from dds.io import DataFileError
-from dds.report import provenance, render_report, write_report
-from dds.tables import ACCURACY_COLUMNS, RESOURCE_COLUMNS, stage_resources
+from dds.reporting.figures import accuracy_figure, comparison_figure, examples_figure
+from dds.reporting.html import provenance, render_report, write_report
+from dds.reporting.tables import ACCURACY_COLUMNS, RESOURCE_COLUMNS, stage_resources
 
 PNG = b"\x89PNG\r\n\x1a\n"
 EVIL = "<script>alert(1)</script>"
@@ -55,7 +55,7 @@ def test_figures_are_written(figure_files):
 
 
 def test_defence_panels_draw_one_line_per_defence_per_classifier():
-    from dds.figures import _defence_panels
+    from dds.reporting.figures import _defence_panels
 
     rows = [{"classifier": c, "defence": d, "epsilon": e, "accuracy": a + e}
             for c in ("vit", "resnet") for d, a in (("sigma=0.25", 0.5), ("none", 0.1)) for e in (0.0, 0.1)]

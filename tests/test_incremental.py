@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, fields, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow

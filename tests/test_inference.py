@@ -1,4 +1,4 @@
-"""dds.inference: the `inference` config section resolved per device, and models prepared
+"""dds.evaluation.inference: the `inference` config section resolved per device, and models prepared
 with it (layout, autocast, compilation) giving fp32 results that agree with plain fp32."""
 
 import copy
@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
-from dds import classifiers, diffusion, stages
-from dds.certify import sample_counts
-from dds.config import ConfigError
-from dds.denoise import OneShotDenoiser
-from dds.inference import DEFAULTS, Inference, resolve
-from dds.io import ImageSet, read_table, write_images
-
 from conftest import REPO, TINY_UNET
+
+from dds.config import ConfigError
+from dds.diffusion import ddpm as diffusion
+from dds.diffusion.one_shot import OneShotDenoiser
+from dds.evaluation.inference import DEFAULTS, Inference, resolve
+from dds.io import ImageSet, read_table, write_images
+from dds.models import classifiers
+from dds.pipeline.classify import predict
+from dds.smoothing.sampling import sample_counts
 
 CPU = torch.device("cpu")
 FP32 = resolve({"precision": "fp32", "channels_last": False}, "cpu")
@@ -135,7 +136,7 @@ def test_predict_stage_runs_with_the_config_settings(tmp_path, digits8):
     tables = {}
     for precision in ("fp32", "bf16"):
         out = tmp_path / f"{precision}.parquet"
-        stages.predict(16, "cpu", tmp_path / "images.parquet", tmp_path / "clf.safetensors", out,
+        predict(16, "cpu", tmp_path / "images.parquet", tmp_path / "clf.safetensors", out,
                        inference={"precision": precision, "channels_last": "auto", "compile": False})
         tables[precision] = read_table(out)
     assert tables["bf16"]["logits"].iloc[0].dtype == np.float32

@@ -9,10 +9,24 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from dds.classifiers import build_classifier
-from dds.classify import predictions
-from dds.io import (CHECKSUM_KEY, SHAPE_KEY, DataFileError, ImageSet, atomic_path, fingerprint, load_tensors,
-                    read_images, read_json, read_table, save_tensors, write_images, write_json, write_table)
+from dds.evaluation.classify import predictions
+from dds.io import (
+    CHECKSUM_KEY,
+    SHAPE_KEY,
+    DataFileError,
+    ImageSet,
+    atomic_path,
+    fingerprint,
+    load_tensors,
+    read_images,
+    read_json,
+    read_table,
+    save_tensors,
+    write_images,
+    write_json,
+    write_table,
+)
+from dds.models.classifiers import build_classifier
 
 AWKWARD = np.array([0.0, -0.0, 1.0, 0.1, 1e-38, 1e-45, np.nextafter(np.float32(1), np.float32(0)),
                     np.nextafter(np.float32(0), np.float32(1)), 1 / 3, 0.5, 2 / 255, 0.9999999],

@@ -7,10 +7,10 @@ import pytest
 import torch
 import yaml
 
-from dds.classifiers import Normalized, build_classifier, load_classifier, save_classifier, train_classifier
 from dds.config import validate
-from dds.diffusion import DiffusersEps, build_scheduler, load_ddpm, save_ddpm, train_ddpm
+from dds.diffusion.ddpm import DiffusersEps, build_scheduler, load_ddpm, save_ddpm, train_ddpm
 from dds.io import DataFileError, ImageSet, load_tensors, save_tensors, write_images
+from dds.models.classifiers import Normalized, build_classifier, load_classifier, save_classifier, train_classifier
 
 REPO = Path(__file__).resolve().parents[1]
 # the shipped config's classifiers, with the schema's defaults filled in as the workflow does
@@ -195,7 +195,7 @@ def test_train_classifier_is_deterministic(digits8):
 
 
 def test_train_ddpm_is_deterministic(digits8):
-    from dds.diffusion import build_unet
+    from dds.diffusion.ddpm import build_unet
 
     train = ImageSet(digits8.idx[:32], digits8.labels[:32], digits8.images[:32])
     states = []
@@ -231,7 +231,8 @@ def test_classifier_file_without_normalisation_names_the_file(tmp_path):
 
 def test_the_seed_and_name_decide_the_initial_weights(tmp_path):
     """stages.train_classifier seeds the initialisation from (config seed, classifier name)."""
-    from dds import data, stages
+    from dds.data import sampling as data
+    from dds.pipeline import stages
 
     train, evaluation = data.split(data.load_digits(8), 100, seed=0)
     write_images(tmp_path / "train.parquet", train.subset(0, 40))
@@ -251,7 +252,7 @@ def test_the_seed_and_name_decide_the_initial_weights(tmp_path):
 
 @pytest.mark.parametrize("total", [1, 2, 20, 1000])
 def test_learning_rate_warms_up_then_decays_for_any_length(total):
-    from dds.optim import warmup_cosine
+    from dds.models.schedule import warmup_cosine
 
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     schedule = warmup_cosine(optimizer, total)

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dds.denoise import OneShotDenoiser
-from dds.io import DataFileError, sha256_file
-from dds.openai_unet import (
+from dds.diffusion.one_shot import OneShotDenoiser
+from dds.diffusion.openai_unet import (
     CHECKPOINTS,
     AttentionBlock,
     OpenAIEps,
@@ -24,7 +23,8 @@ from dds.openai_unet import (
     load_openai_checkpoint,
     timestep_embedding,
 )
-from dds.schedules import alphas_cumprod
+from dds.diffusion.schedules import alphas_cumprod
+from dds.io import DataFileError, sha256_file
 
 # state-dict keys and shapes of the two official checkpoints, in file order
 OFFICIAL = json.loads((Path(__file__).parent / "data" / "openai_unet_shapes.json").read_text())

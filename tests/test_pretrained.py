@@ -11,10 +11,10 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from dds import stages
-from dds.classifiers import load_classifier, resize_images
 from dds.io import DataFileError, read_json
-from dds.pretrained import load_pretrained
+from dds.models.classifiers import load_classifier, resize_images
+from dds.models.pretrained import load_pretrained
+from dds.pipeline.classifiers import pretrained_classifier
 
 # a tiny timm model with a pretrained config: 160x160 input, bicubic, mean and std 0.5
 MODEL = "test_vit.r160_in1k"
@@ -48,7 +48,7 @@ def test_the_config_can_override_the_resize(reference_net, tmp_path):
 def test_stage_stores_a_classifier_every_stage_can_load(reference_net, tmp_path):
     save_file(reference_net.state_dict(), str(tmp_path / "w.safetensors"))
     spec = {"model": MODEL, "kwargs": {}, "pretrained": True, "weights": str(tmp_path / "w.safetensors")}
-    stages.pretrained_classifier("vit", spec, tmp_path / "vit.safetensors", tmp_path / "vit.json")
+    pretrained_classifier("vit", spec, tmp_path / "vit.safetensors", tmp_path / "vit.json")
     model = load_classifier(tmp_path / "vit.safetensors")
     assert model.resize == {"size": 160, "mode": "bicubic"}
     x = torch.rand(3, 3, 64, 64)
@@ -72,7 +72,7 @@ def test_a_model_without_pretrained_weights_is_refused():
 
 def test_offline_with_an_empty_cache_explains_what_to_do(tmp_path):
     """A fresh process with HF_HUB_OFFLINE=1 and an empty cache (the environment is read at import)."""
-    code = ("import json\nfrom dds.pretrained import load_pretrained\nfrom dds.io import DataFileError\n"
+    code = ("import json\nfrom dds.models.pretrained import load_pretrained\nfrom dds.io import DataFileError\n"
             f"try:\n    load_pretrained('coatnet', {MODEL!r}, {{}})\n"
             "except DataFileError as err:\n    print(json.dumps(str(err)))\n")
     env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from dds.io import DataFileError
-from dds.reference import compare, comparison_section, read_reference
-from dds.report import render_report
-from dds.tables import ACCURACY_COLUMNS, RESOURCE_COLUMNS
+from dds.reporting.html import render_report
+from dds.reporting.paper import compare, comparison_section, read_reference
+from dds.reporting.tables import ACCURACY_COLUMNS, RESOURCE_COLUMNS
 
 TABLE = Path(__file__).resolve().parents[1] / "presets" / "reference" / "safeguarding-attention-tables.csv"
 

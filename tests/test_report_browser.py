@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from dds.figures import accuracy_figure, comparison_figure, examples_figure
-from dds.report import provenance, render_report, write_report
-from dds.tables import ACCURACY_COLUMNS, RESOURCE_COLUMNS
+from dds.reporting.figures import accuracy_figure, comparison_figure, examples_figure
+from dds.reporting.html import provenance, render_report, write_report
+from dds.reporting.tables import ACCURACY_COLUMNS, RESOURCE_COLUMNS
 
 pytestmark = pytest.mark.browser
 

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from dds.denoise import sigma_timestep
-from dds.schedules import alphas_cumprod, betas
+from dds.diffusion.one_shot import sigma_timestep
+from dds.diffusion.schedules import alphas_cumprod, betas
 
 S = 0.008
 

@@ -20,7 +20,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO, fields, planned_jobs, snakemake, workflow_copy
 
 pytestmark = pytest.mark.workflow

@@ -9,8 +9,16 @@ import pytest
 from scipy.stats import beta, binomtest, norm
 from statsmodels.stats.proportion import proportion_confint
 
-from dds.smoothing import (ABSTAIN, Certificate, MultiScaleCertificate, certify, confidence_interval,
-                           lower_confidence_bound, multiscale_certify, predict)
+from dds.smoothing.bounds import (
+    ABSTAIN,
+    Certificate,
+    MultiScaleCertificate,
+    certify,
+    confidence_interval,
+    lower_confidence_bound,
+    multiscale_certify,
+    predict,
+)
 
 ALPHAS = [0.001, 0.01, 0.05]
 NS = [1, 10, 100, 1000]

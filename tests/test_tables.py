@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dds.io import DataFileError, ImageSet, write_images, write_table
-from dds.tables import ACCURACY_COLUMNS, accuracy_table, latex_table
+from dds.reporting.tables import ACCURACY_COLUMNS, accuracy_table, latex_table
 
 LABELS = [3, 1, 4, 1]
 

@@ -6,9 +6,11 @@ import torch
 from test_datasets import md5, write_cifar10
 from torchvision.datasets import CIFAR10
 
-from dds import stages, training
-from dds.classifiers import load_classifier
 from dds.io import load_tensors, read_images, read_json
+from dds.models import training
+from dds.models.classifiers import load_classifier
+from dds.pipeline.classifiers import train_classifier
+from dds.pipeline.sample import sample
 
 
 @pytest.fixture
@@ -23,7 +25,7 @@ def cifar_sample(tmp_path, monkeypatch):
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5(folder / "batches.meta")})
     paths = tmp_path / "train.parquet", tmp_path / "eval.parquet"
     spec = {"name": "cifar10", "root": str(tmp_path), "download": False, "image_size": 32, "eval_size": 20}
-    stages.sample(spec, 0, *paths, tmp_path / "manifest.json")
+    sample(spec, 0, *paths, tmp_path / "manifest.json")
     return paths
 
 
@@ -40,7 +42,7 @@ SPEC = {"model": "resnet18", "kwargs": {"drop_rate": 0.3}, "epochs": 2, "batch_s
 
 
 def train(paths, out, checkpoint):
-    stages.train_classifier("resnet", SPEC, 0, "cpu", *paths, out / "resnet.safetensors", out / "resnet.json",
+    train_classifier("resnet", SPEC, 0, "cpu", *paths, out / "resnet.safetensors", out / "resnet.json",
                             checkpoint)
     return load_tensors(out / "resnet.safetensors")[0]
 

@@ -13,10 +13,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from conftest import TINY, snakemake, workflow_copy
 
 from dds.io import load_tensors
-
-from conftest import TINY, snakemake, workflow_copy
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow

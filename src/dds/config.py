@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .budget import ITERATIVE, NORMS
-from .checkpoints import CHECKPOINTS
+from dds.attacks.budget import ITERATIVE, NORMS
+from dds.diffusion.checkpoints import CHECKPOINTS
 
 
 class ConfigError(ValueError):

@@ -4,7 +4,7 @@ import functools
 
 import torch
 
-from . import gpu_lease
+from dds import gpu_lease
 
 
 @functools.cache

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .io import DataFileError, atomic_path
+from dds.io import DataFileError, atomic_path
 
 log = logging.getLogger(__name__)
 

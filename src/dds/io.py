@@ -93,6 +93,11 @@ def read_table(path, columns=None) -> pd.DataFrame:
     return _read_parquet(path, columns).to_pandas()
 
 
+def read_tables(paths, columns=None) -> pd.DataFrame:
+    """Several Parquet tables (shards of one table, say) concatenated in order."""
+    return pd.concat([read_table(p, columns) for p in paths], ignore_index=True)
+
+
 def save_tensors(tensors: dict, path, metadata: dict | None = None) -> None:
     """Save tensors as safetensors; metadata values must be strings."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
@@ -134,6 +139,11 @@ def concat_images(parts: list) -> ImageSet:
         raise ValueError("no image sets to concatenate")
     return ImageSet(torch.cat([p.idx for p in parts]), torch.cat([p.labels for p in parts]),
                     torch.cat([p.images for p in parts]))
+
+
+def first_images(paths, count: int) -> ImageSet:
+    """The first `count` images of a sharded image set (shard files in order)."""
+    return concat_images([read_images(p) for p in paths]).subset(0, count)
 
 
 def fingerprint(data: ImageSet) -> str:

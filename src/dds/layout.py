@@ -2,6 +2,9 @@
 Snakemake rules (as wildcard patterns) and the library (to name inputs it reads), so the
 two never drift apart. Floats in paths are written with repr(), which round-trips exactly."""
 
+import re
+import string
+
 ROOT = "results/{dataset}"
 SAMPLE_TRAIN = ROOT + "/sample/train.parquet"
 SAMPLE_EVAL = ROOT + "/sample/eval.parquet"
@@ -101,6 +104,45 @@ def certify_rows(shard: int, shard_size: int, num_images: int, shard_file: bool)
         raise ValueError(f"shard {shard} holds none of the first {num_images} images (shards of {shard_size})")
     start = 0 if shard_file else offset
     return [start, start + count]
+
+
+# wildcards whose values are numbers: floats as num() writes them, shards as integers
+_NUMBERS = {"epsilon": float, "sigma": float, "noise": float, "shard": int}
+
+
+def _regex(pattern: str) -> re.Pattern:
+    parts, seen = [], set()
+    for literal, name, _, _ in string.Formatter().parse(pattern):
+        parts.append(re.escape(literal))
+        if name is not None:
+            parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>[^/]+)")
+            seen.add(name)
+    return re.compile("".join(parts))
+
+
+def parse(pattern: str, path) -> dict:
+    """The wildcard values of a concrete `path` of `pattern` (numbers as numbers): how a
+    stage learns what each of its input files is, from the file's own name."""
+    match = _regex(pattern).fullmatch(str(path))
+    if match is None:
+        raise ValueError(f"{path} is not a path of the pattern {pattern}")
+    return {k: _NUMBERS.get(k, str)(v) for k, v in match.groupdict().items()}
+
+
+def group(paths, pattern: str, *keys: str) -> dict:
+    """Concrete paths of `pattern` grouped by the values of `keys` (one key: the value; several:
+    a tuple), each group in shard order."""
+    groups = {}
+    for path in paths:
+        values = parse(pattern, path)
+        key = tuple(values[k] for k in keys)
+        groups.setdefault(key[0] if len(keys) == 1 else key, []).append((values.get("shard", 0), str(path)))
+    return {key: [p for _, p in sorted(members)] for key, members in groups.items()}
+
+
+def shard_paths(pattern: str, shards, **values) -> list[str]:
+    """The path of every shard of one output pattern."""
+    return [fill(pattern, shard=s, **values) for s in shards]
 
 
 def per_key(paths, keys) -> dict:

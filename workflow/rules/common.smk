@@ -1,7 +1,7 @@
 import re
 from pathlib import Path
 
-import dds.budget
+import dds.attacks.budget
 import dds.config
 from dds import layout
 from dds.retries import grows_with_attempt
@@ -30,7 +30,7 @@ NOISE_LEVELS = [layout.num(n) for n in BLUR["noise_levels"]]
 # the conda environments (--software-deployment-method conda) of the rule families
 TORCH_ENV = "../../envs/torch.yaml"
 REPORT_ENV = "../../envs/report.yaml"
-# the HTML template dds.report renders (src/dds/templates/, shipped with the package)
+# the HTML template dds.reporting.html renders (src/dds/templates/, shipped with the package)
 REPORT_TEMPLATE = str(Path(layout.__file__).with_name("templates") / "report.html")
 RESOURCES = config["resources"]
 # classifiers trained here or taken pretrained; denoisers trained here or official checkpoints
@@ -403,5 +403,5 @@ def get_final_output():
 
 # warn before any job when a PGD step budget cannot reach its epsilon (e.g. the
 # Safeguarding Attention paper's 5 steps of 2/255 reach at most 0.039)
-for line in dds.budget.budget_warnings(config["attacks"]):
+for line in dds.attacks.budget.budget_warnings(config["attacks"]):
     logger.warning(f"warning: {line}")

@@ -1,5 +1,5 @@
-from dds import aggregate
+from dds.pipeline.accuracy import summary
 from dds.runtime import setup_job
 
 setup_job(snakemake.log[0], snakemake.threads)
-aggregate.summary(list(snakemake.input), snakemake.output.table, snakemake.output.png, snakemake.output.svg)
+summary(list(snakemake.input), snakemake.output.table, snakemake.output.png, snakemake.output.svg)

@@ -1,7 +1,7 @@
-from dds import stages
+from dds.pipeline.denoisers import train_denoiser
 from dds.runtime import setup_job
 
 setup_job(snakemake.log[0], snakemake.threads)
-stages.train_denoiser(snakemake.wildcards.denoiser, snakemake.params.spec, snakemake.params.seed,
+train_denoiser(snakemake.wildcards.denoiser, snakemake.params.spec, snakemake.params.seed,
                       snakemake.params.device, snakemake.input.train, snakemake.output.weights,
                       snakemake.output.metrics)

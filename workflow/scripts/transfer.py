@@ -1,5 +1,5 @@
-from dds import stages
 from dds.layout import per_key
+from dds.pipeline.transfer import transfer
 from dds.runtime import setup_job
 
 setup_job(snakemake.log[0], snakemake.threads)
@@ -8,5 +8,5 @@ p, i, w = snakemake.params, snakemake.input, snakemake.wildcards
 eps, sigmas = [float(e) for e in p.epsilons], [float(s) for s in p.sigmas]
 adversarial = per_key(i.adversarial, eps)
 denoised = per_key(i.denoised, [(s, e) for s in sigmas for e in eps])
-stages.transfer(w.attack, w.classifier, w.denoiser, eps, sigmas, p.batch_size, p.device, adversarial, denoised,
+transfer(w.attack, w.classifier, w.denoiser, eps, sigmas, p.batch_size, p.device, adversarial, denoised,
                 dict(zip(p.classifiers, i.classifiers)), snakemake.output[0], inference=p.inference)

@@ -1,6 +1,6 @@
-from dds import aggregate
+from dds.pipeline.transfer import transfer_summary
 from dds.runtime import setup_job
 
 setup_job(snakemake.log[0], snakemake.threads)
 o = snakemake.output
-aggregate.transfer_summary(list(snakemake.input), o.table, o.png, o.svg)
+transfer_summary(list(snakemake.input), o.table, o.png, o.svg)

@@ -1,0 +1,36 @@
+"""The rule that denoises a set and classifies what it denoised."""
+
+import logging
+
+from dds.device import resolve_device
+from dds.diffusion.loading import load_denoiser
+from dds.evaluation.classify import predictions as classify_predictions
+from dds.evaluation.inference import load_prepared
+from dds.io import (
+    ImageSet,
+    read_images,
+    write_images,
+    write_table,
+)
+
+log = logging.getLogger(__name__)
+
+
+def denoise(sigma: float, seed: int, batch_size: int, device: str, images_path, denoiser_path, classifier_path,
+            out_path, predictions_path, inference: dict | None = None) -> None:
+    """Denoise an image shard at `sigma`, write the denoised images, and classify them with
+    the classifier the set was made for (one job instead of two: see rules/denoise.smk).
+    Both models are loaded first, so a bad file stops the job before the denoising."""
+    from dds.diffusion.one_shot import denoise_images
+    from dds.evaluation.inference import resolve
+
+    dev = resolve_device(device)
+    run = resolve(inference, dev)
+    source = read_images(images_path)
+    model = load_prepared(classifier_path, dev, run)
+    denoiser = load_denoiser(denoiser_path, sigma, dev, run)
+    denoised = ImageSet(source.idx, source.labels, denoise_images(denoiser, source, seed, batch_size, dev))
+    log.info("denoised %d images", len(source))
+    write_images(out_path, denoised)
+    write_table(classify_predictions(model, denoised, batch_size, dev), predictions_path)
+
