@@ -31,8 +31,8 @@ def adaptive(spec: dict, adaptive_spec: dict, attack_name: str, classifier_name:
     import numpy as np
     import pandas as pd
 
-    from dds.attacks.generate import adaptive as adaptive_attack
-    from dds.attacks.generate import generate as attacks
+    from dds.attacks import adaptive as adaptive_attack
+    from dds.attacks import generate as attacks
     from dds.diffusion.one_shot import denoise_images
     from dds.models import classifiers
     from dds.smoothing import bounds as smoothing

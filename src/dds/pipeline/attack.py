@@ -22,7 +22,7 @@ def shard_of(images: ImageSet, shard: int, shard_size: int) -> ImageSet:
 
 def attack(spec: dict, attack_name: str, classifier_name: str, epsilon: float, shard: int, shard_size: int,
            seed: int, batch_size: int, device: str, eval_path, classifier_path, out_path) -> None:
-    from dds.attacks.generate import generate as attacks
+    from dds.attacks import generate as attacks
     from dds.attacks.budget import reach
     from dds.models import classifiers
 

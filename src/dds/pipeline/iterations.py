@@ -24,7 +24,7 @@ def iterations(spec: dict, attack_name: str, classifier_name: str, denoiser_name
     each sigma (the noise draws of the main denoise stage)."""
     import pandas as pd
 
-    from dds.attacks.generate import generate as attacks
+    from dds.attacks import generate as attacks
     from dds.diffusion.one_shot import denoise_images
     from dds.evaluation import classify
     from dds.models import classifiers
