@@ -1,10 +1,11 @@
-# The two commands of the quick start: `make demo` and `make test`.
+# The two commands of the quick start: `make demo` and `make test`; `make check` (the fast unit
+# tests) and `make lint` while developing.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: demo test lint system-deps browser-deps slurm-deps clean
+.PHONY: demo test check lint system-deps browser-deps latex-deps slurm-deps clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -22,17 +23,23 @@ demo: $(VENV)/.installed
 
 # The Debian packages some tests need, installed when this runs as root with apt; otherwise
 # those tests skip and say why.
-system-deps: browser-deps slurm-deps
+system-deps: browser-deps latex-deps slurm-deps
 
 APT_INSTALL := apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 ROOT_WITH_APT := [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null
 
-# Chromium (the report's browser test) and LaTeX (to compile the tables)
+# Chromium, for the report's browser test
 browser-deps:
-	@if $(ROOT_WITH_APT) && \
-	    { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! command -v pdflatex >/dev/null; }; then \
-	  ($(APT_INSTALL) chromium chromium-driver texlive-latex-base texlive-latex-recommended >/dev/null) \
-	  || echo "could not install chromium/texlive: the browser and LaTeX tests will skip"; \
+	@if $(ROOT_WITH_APT) && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; }; then \
+	  ($(APT_INSTALL) chromium chromium-driver >/dev/null) \
+	  || echo "could not install chromium: the browser test will skip"; \
+	fi
+
+# LaTeX, for the tests that compile the tables
+latex-deps:
+	@if $(ROOT_WITH_APT) && ! command -v pdflatex >/dev/null; then \
+	  ($(APT_INSTALL) texlive-latex-base texlive-latex-recommended >/dev/null) \
+	  || echo "could not install texlive: the LaTeX tests will skip"; \
 	fi
 
 # SLURM and munge, for the test that starts a one-node SLURM cluster (tests/test_slurm.py)
@@ -43,12 +50,19 @@ slurm-deps:
 	  || echo "could not install slurm/munge: the SLURM test will skip"; \
 	fi
 
+# the whole suite (what CI runs: .ci/run)
 test: $(VENV)/.installed system-deps
 	$(BIN)/python -m pytest -q
 
+# the unit tests: no Snakemake run end to end (workflow, the SLURM cluster), no browser
+check: $(VENV)/.installed latex-deps
+	$(BIN)/python -m pytest -q -m "not workflow and not browser"
+
 lint: $(VENV)/.installed
-	$(BIN)/snakemake --lint
+	$(BIN)/ruff format --check
+	$(BIN)/ruff check
 	$(BIN)/snakefmt --check Snakefile workflow
+	$(BIN)/snakemake --lint
 
 clean:
 	rm -rf results logs .snakemake

@@ -21,11 +21,13 @@ include: "workflow/rules/denoisers.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/denoise.smk"
 include: "workflow/rules/classify.smk"
+include: "workflow/rules/accuracy.smk"
 include: "workflow/rules/certify.smk"
 include: "workflow/rules/blur.smk"
-include: "workflow/rules/strength.smk"
+include: "workflow/rules/iterations.smk"
+include: "workflow/rules/adaptive.smk"
+include: "workflow/rules/transfer.smk"
 include: "workflow/rules/attention.smk"
-include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -36,3 +38,4 @@ rule all:
 
 # after every rule is defined
 check_resource_overrides()
+check_benchmarks()

@@ -18,14 +18,15 @@ their ratio, and whether the counts are identical; run it on an idle machine.
 import argparse
 import copy
 import os
+from functools import partial
 from pathlib import Path
 
 import torch
-from common import add_arguments, inference_settings, timed
 
+from common import add_arguments, inference_settings, timed
 from dds.data.sampling import load_digits
-from dds.diffusion import ddpm as diffusion
-from dds.diffusion import openai_unet
+from dds.diffusion import ddpm, openai_unet
+from dds.diffusion.checkpoints import CHECKPOINTS
 from dds.diffusion.one_shot import OneShotDenoiser
 from dds.models import classifiers
 from dds.smoothing.sampling import noise_draws, sample_counts
@@ -40,8 +41,9 @@ def three_classifiers(size: int, channels: int) -> dict:
     vit = {"img_size": size, "patch_size": 4, "depth": 4}
     return {
         "resnet": classifiers.build_classifier("resnet18", {}, channels, 10, mean, std),
-        "cbam-resnet": classifiers.build_classifier("resnet18", {"block_args": {"attn_layer": "cbam"}}, channels, 10,
-                                                    mean, std),
+        "cbam-resnet": classifiers.build_classifier(
+            "resnet18", {"block_args": {"attn_layer": "cbam"}}, channels, 10, mean, std
+        ),
         "vit": classifiers.build_classifier("vit_tiny_patch16_224", vit, channels, 10, mean, std),
     }
 
@@ -49,19 +51,23 @@ def three_classifiers(size: int, channels: int) -> dict:
 def load_models(random_models: bool, unet_channels, device, cifar10: bool = False):
     if cifar10:
         torch.manual_seed(0)
-        spec = openai_unet.CHECKPOINTS["cifar10_uncond_50M_500K"]
-        eps_model = openai_unet.OpenAIEps(openai_unet.UNetModel(spec.unet), spec.num_timesteps,
-                                          spec.rescale_timesteps)
+        spec = CHECKPOINTS["cifar10_uncond_50M_500K"]
+        eps_model = openai_unet.OpenAIEps(openai_unet.UNetModel(spec.unet), spec.num_timesteps, spec.rescale_timesteps)
         models = three_classifiers(32, 3)
         return eps_model.to(device).eval(), spec.alphas_cumprod(), {k: m.to(device).eval() for k, m in models.items()}
     if random_models:
         torch.manual_seed(0)
-        spec = dict(block_out_channels=unet_channels, layers_per_block=1, attention_levels=[len(unet_channels) - 1],
-                    num_train_timesteps=1000, beta_schedule="linear")
-        eps_model = diffusion.DiffusersEps(diffusion.build_unet(16, 1, spec)).to(device).eval()
-        alphas_cumprod = diffusion.build_scheduler(spec).alphas_cumprod
+        spec = dict(
+            block_out_channels=unet_channels,
+            layers_per_block=1,
+            attention_levels=[len(unet_channels) - 1],
+            num_train_timesteps=1000,
+            beta_schedule="linear",
+        )
+        eps_model = ddpm.DiffusersEps(ddpm.build_unet(16, 1, spec)).to(device).eval()
+        alphas_cumprod = ddpm.build_scheduler(spec).alphas_cumprod
         return eps_model, alphas_cumprod, {k: m.to(device).eval() for k, m in three_classifiers(16, 1).items()}
-    eps_model, alphas_cumprod = diffusion.load_ddpm(RESULTS / "denoisers" / "ddpm.safetensors", device)
+    eps_model, alphas_cumprod = ddpm.load_ddpm(RESULTS / "denoisers" / "ddpm.safetensors", device)
     models = {n: classifiers.load_classifier(RESULTS / "classifiers" / f"{n}.safetensors", device) for n in NAMES}
     return eps_model, alphas_cumprod, models
 
@@ -83,10 +89,13 @@ def straightforward(denoiser, models, images, idx, num, batch_size, seed, device
 
 
 def fused(denoiser, models, images, idx, num, batch_size, seed, device):
-    return {(name, int(i)): torch.as_tensor(c)
-            for image, i in zip(images, idx)
-            for name, c in sample_counts(denoiser, models, image, int(i), num, "estimation", seed, batch_size,
-                                         device).items()}
+    return {
+        (name, int(i)): torch.as_tensor(c)
+        for image, i in zip(images, idx)
+        for name, c in sample_counts(
+            denoiser, models, image, int(i), num, "estimation", seed, batch_size, device
+        ).items()
+    }
 
 
 def main():
@@ -97,8 +106,13 @@ def main():
     parser.add_argument("--sigma", type=float, default=0.25)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--random-models", action="store_true")
-    parser.add_argument("--unet-channels", type=int, nargs="+", default=[32, 64, 64],
-                        help="UNet widths with --random-models (wider: the UNet dominates, as at the paper's sizes)")
+    parser.add_argument(
+        "--unet-channels",
+        type=int,
+        nargs="+",
+        default=[32, 64, 64],
+        help="UNet widths with --random-models (wider: the UNet dominates, as at the paper's sizes)",
+    )
     parser.add_argument("--cifar10", action="store_true", help="the CIFAR-10 checkpoint's UNet shape, random weights")
     add_arguments(parser)
     args = parser.parse_args()
@@ -119,24 +133,42 @@ def main():
     draws = args.images * args.draws
     # warm-up, one image each; for compiled models all the batch shapes of the timed run
     straightforward(denoiser, models, images[:1], idx[:1], min(args.draws, args.batch_size), args.batch_size, 0, device)
-    warmup, _ = timed(lambda: fused(prepared, prepared_models, images[:1], idx[:1], args.draws if settings.compile
-                                    else min(args.draws, args.batch_size), args.batch_size, 0, device), device)
+    warmup, _ = timed(
+        lambda: fused(
+            prepared,
+            prepared_models,
+            images[:1],
+            idx[:1],
+            args.draws if settings.compile else min(args.draws, args.batch_size),
+            args.batch_size,
+            0,
+            device,
+        ),
+        device,
+    )
     seconds, counts = {}, {}
-    for label, run, (den, mods) in (("straightforward", straightforward, (denoiser, models)),
-                                    ("fused", fused, (prepared, prepared_models))):
-        seconds[label], counts[label] = timed(lambda: run(den, mods, images, idx, args.draws, args.batch_size, 0,
-                                                          device), device)
+    for label, run, (den, mods) in (
+        ("straightforward", straightforward, (denoiser, models)),
+        ("fused", fused, (prepared, prepared_models)),
+    ):
+        seconds[label], counts[label] = timed(
+            partial(run, den, mods, images, idx, args.draws, args.batch_size, 0, device), device
+        )
     # predictions that moved to another class: half the absolute count differences
     differing = sum(int((counts["fused"][k] - counts["straightforward"][k]).abs().sum()) // 2 for k in counts["fused"])
     unet_params = sum(p.numel() for p in eps_model.parameters()) / 1e6
-    print(f"device {device}, UNet {unet_params:.1f}M parameters, {len(models)} classifiers, {args.images} images x "
-          f"{args.draws} draws, batch {args.batch_size}, {args.threads} thread(s), "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"device {device}, UNet {unet_params:.1f}M parameters, {len(models)} classifiers, {args.images} images x "
+        f"{args.draws} draws, batch {args.batch_size}, {args.threads} thread(s), "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"fused: {settings.describe()}" + (f" (warm-up with compilation {warmup:.0f} s)" if settings.compile else ""))
     for label in ("straightforward", "fused"):
         print(f"{label:>16}: {draws / seconds[label]:8.1f} draws/s (each draw classified by all {len(models)})")
-    print(f"ratio fused / straightforward: {seconds['straightforward'] / seconds['fused']:.2f}x; identical counts: "
-          f"{differing == 0}" + (f" ({differing} of {draws * len(models)} predictions moved)" if differing else ""))
+    print(
+        f"ratio fused / straightforward: {seconds['straightforward'] / seconds['fused']:.2f}x; identical counts: "
+        f"{differing == 0}" + (f" ({differing} of {draws * len(models)} predictions moved)" if differing else "")
+    )
 
 
 if __name__ == "__main__":

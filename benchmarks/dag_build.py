@@ -42,20 +42,36 @@ def default_overlay(shards: int, sigmas: int, epsilons: int) -> dict:
 
 # (name, base config, overlay)
 GRIDS = [
-    (f"default, {shards} shards, {sigmas} sigmas, {epsilons} eps", "config.yaml",
-     default_overlay(shards, sigmas, epsilons))
+    (
+        f"default, {shards} shards, {sigmas} sigmas, {epsilons} eps",
+        "config.yaml",
+        default_overlay(shards, sigmas, epsilons),
+    )
     for shards, sigmas, epsilons in [(1, 3, 4), (10, 4, 6), (25, 4, 6), (50, 4, 6), (100, 4, 6), (100, 8, 8)]
-] + [("ImageNet preset, 100 shards", "presets/imagenet-paper.yaml",
-      {"dataset": {"shard_size": 10}})]
+] + [("ImageNet preset, 100 shards", "presets/imagenet-paper.yaml", {"dataset": {"shard_size": 10}})]
 
 
 def dry_run(workdir: Path, configfiles: list) -> tuple[int, float, float]:
     """Jobs planned, wall seconds and CPU seconds of one `snakemake -n`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "-n",
-                           "--cores", "1", "--configfile", *map(str, configfiles)],
-                          cwd=workdir, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "-n",
+            "--cores",
+            "1",
+            "--configfile",
+            *map(str, configfiles),
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:

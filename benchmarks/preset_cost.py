@@ -21,7 +21,8 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from dds.config import validate
-from dds.diffusion.openai_unet import CHECKPOINTS, UNetModel
+from dds.diffusion.checkpoints import CHECKPOINTS
+from dds.diffusion.openai_unet import UNetModel
 from dds.models.classifiers import build_classifier
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,8 +37,9 @@ def networks(config: dict) -> dict:
     size = config["dataset"]["image_size"]
     for name, spec in config["classifiers"].items():
         resize = spec.get("resize") or {"size": 384, "mode": "bicubic"}  # CoAtNet's pretrained input
-        model = build_classifier(spec["model"], spec["kwargs"], 3, 1000 if spec["pretrained"] else 10,
-                                 [0.5] * 3, [0.5] * 3, resize=resize).eval()
+        model = build_classifier(
+            spec["model"], spec["kwargs"], 3, 1000 if spec["pretrained"] else 10, [0.5] * 3, [0.5] * 3, resize=resize
+        ).eval()
         out[name] = (model, (3, size, size), False)
     return out
 
@@ -96,31 +98,43 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["cifar10-paper", "imagenet-paper"])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--gpu-tflops", type=float, nargs=2, default=[40.0, 150.0],
-                        help="assumed sustained GPU rate, pessimistic and optimistic (TFLOP/s)")
+    parser.add_argument(
+        "--gpu-tflops",
+        type=float,
+        nargs=2,
+        default=[40.0, 150.0],
+        help="assumed sustained GPU rate, pessimistic and optimistic (TFLOP/s)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     low, high = args.gpu_tflops
     for name in args.presets:
-        config = validate(yaml.safe_load((REPO / "presets" / f"{name}.yaml").read_text()),
-                          REPO / "workflow" / "schemas" / "config.schema.yaml")
+        config = validate(
+            yaml.safe_load((REPO / "presets" / f"{name}.yaml").read_text()),
+            REPO / "workflow" / "schemas" / "config.schema.yaml",
+        )
         costs = {}
         for net, (model, shape, timestep) in networks(config).items():
             costs[net] = measure(model, shape, timestep, batch=1 if shape[-1] > 64 else 8, repeats=2)
             print(f"{name} {net}: {costs[net]}", flush=True)
-        print(f"\n### {name}\n\n| stage | TFLOP | CPU hours (measured rate) "
-              f"| GPU hours at {high:g} / {low:g} TFLOP/s |")
+        print(
+            f"\n### {name}\n\n| stage | TFLOP | CPU hours (measured rate) | GPU hours at {high:g} / {low:g} TFLOP/s |"
+        )
         print("|---|---:|---:|---:|")
         total_flops = total_cpu = 0.0
         for stage, nets in workload(config).items():
             flops = sum(costs[k]["gflops"] * 1e9 * (f + 2 * b) for k, (f, b) in nets.items())
             cpu = sum(costs[k]["cpu_s"] * f + costs[k].get("cpu_s_backward", 0) * b for k, (f, b) in nets.items())
             if flops:
-                print(f"| {stage} | {flops / 1e12:,.0f} | {cpu / 3600:,.0f} | "
-                      f"{flops / high / 1e12 / 3600:,.1f} / {flops / low / 1e12 / 3600:,.1f} |")
+                print(
+                    f"| {stage} | {flops / 1e12:,.0f} | {cpu / 3600:,.0f} | "
+                    f"{flops / high / 1e12 / 3600:,.1f} / {flops / low / 1e12 / 3600:,.1f} |"
+                )
             total_flops, total_cpu = total_flops + flops, total_cpu + cpu
-        print(f"| all | {total_flops / 1e12:,.0f} | {total_cpu / 3600:,.0f} | "
-              f"{total_flops / high / 1e12 / 3600:,.1f} / {total_flops / low / 1e12 / 3600:,.1f} |")
+        print(
+            f"| all | {total_flops / 1e12:,.0f} | {total_cpu / 3600:,.0f} | "
+            f"{total_flops / high / 1e12 / 3600:,.1f} / {total_flops / low / 1e12 / 3600:,.1f} |"
+        )
         rate = {k: c["gflops"] / c["cpu_s"] for k, c in costs.items()}
         print("\nmeasured CPU rate (GFLOP/s, forward): " + ", ".join(f"{k} {v:.1f}" for k, v in rate.items()) + "\n")
 

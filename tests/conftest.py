@@ -50,6 +50,76 @@ def model():
     return build_classifier("resnet18", {}, 1, 10, [0.3], [0.3]).eval()
 
 
+def fit(model, train, heldout, **options):
+    """dds.models.classifiers.train_classifier on the CPU, one epoch in batches of 32 at lr 1e-3
+    without weight decay, seed 0, unless `options` say otherwise: its metrics."""
+    from dds.models.classifiers import train_classifier
+
+    settings = {"epochs": 1, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.0, "seed": 0, "device": "cpu"}
+    return train_classifier(model, train, heldout, **{**settings, **options})
+
+
+def tamper(path, change):
+    """Apply `change` to the tensors of a safetensors file, keeping its metadata."""
+    from dds.io import load_tensors, save_tensors
+
+    tensors, meta = load_tensors(path)
+    change(tensors)
+    save_tensors(tensors, path, meta)
+
+
+def made_up_accuracy(classifiers, sigmas, epsilons, pgd_drop=12, classifier_drop=0.02, n=64):
+    """An accuracy table (dds.reporting.tables.ACCURACY_COLUMNS) of made-up, plausible numbers:
+    PGD accuracy falls by `pgd_drop` per unit of epsilon, clean accuracy by `classifier_drop`
+    from one classifier to the next."""
+    import pandas as pd
+
+    from dds.reporting.tables import ACCURACY_COLUMNS
+
+    rows = [
+        {
+            "classifier": classifier,
+            "attack": "pgd",
+            "denoiser": "ddpm",
+            "sigma": sigma,
+            "epsilon": eps,
+            "clean_acc": 0.85 - classifier_drop * c,
+            "pgd_acc": max(0.0, 0.85 - pgd_drop * eps),
+            "denoised_acc": 0.8 - sigma / 4 - eps,
+            "linf_max": eps,
+            "l2_max": 30 * eps,
+            "l2_mean": 20 * eps,
+            "n": n,
+        }
+        for c, classifier in enumerate(classifiers)
+        for sigma in sigmas
+        for eps in epsilons
+    ]
+    return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
+
+
+@pytest.fixture
+def cifar_sample(tmp_path, monkeypatch):
+    """The sample stage on a tiny CIFAR-10 (40 training, 60 test images; torchvision's md5
+    table pointed at these files): (train path, eval path)."""
+    from torchvision.datasets import CIFAR10
+
+    from dds.pipeline.sample import sample
+    from test_datasets import md5, write_cifar10
+
+    write_cifar10(tmp_path, per_batch=8, test_size=60, seed=3)
+    folder = tmp_path / "cifar-10-batches-py"
+    monkeypatch.setattr(
+        CIFAR10, "train_list", [[f"data_batch_{i}", md5(folder / f"data_batch_{i}")] for i in range(1, 6)]
+    )
+    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5(folder / "test_batch")]])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5(folder / "batches.meta")})
+    paths = tmp_path / "train.parquet", tmp_path / "eval.parquet"
+    spec = {"name": "cifar10", "root": str(tmp_path), "download": False, "image_size": 32, "eval_size": 20}
+    sample(train=paths[0], eval=paths[1], manifest=tmp_path / "manifest.json", dataset=spec, seed=0)
+    return paths
+
+
 @pytest.fixture
 def compile_latex(tmp_path):
     """Compile a LaTeX table body in a minimal booktabs document with pdflatex (skip when
@@ -63,9 +133,15 @@ def compile_latex(tmp_path):
 
     def run(body: str) -> None:
         (tmp_path / "doc.tex").write_text(
-            "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n" + body + "\\end{document}\n")
-        done = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+            "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n" + body + "\\end{document}\n"
+        )
+        done = subprocess.run(
+            [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stdout[-3000:]
         assert (tmp_path / "doc.pdf").stat().st_size > 0
 
@@ -77,20 +153,40 @@ TINY = {
     "device": "cpu",
     "batch_size": 16,
     "dataset": {"name": "digits", "image_size": 16, "eval_size": 40, "shard_size": 20},
-    "classifiers": {"resnet": {"model": "resnet18", "epochs": 2},
-                    "fd-resnet": {"model": "resnet18", "epochs": 1, "feature_denoising": {"stages": [3, 4]},
-                                  "adversarial_training": {"steps": 1, "fraction": 0.25}}},
+    "classifiers": {
+        "resnet": {"model": "resnet18", "epochs": 2},
+        "fd-resnet": {
+            "model": "resnet18",
+            "epochs": 1,
+            "feature_denoising": {"stages": [3, 4]},
+            "adversarial_training": {"steps": 1, "fraction": 0.25},
+        },
+    },
     "denoisers": {"ddpm": {"block_out_channels": [16, 32], "attention_levels": [1], "steps": 20, "batch_size": 16}},
-    "attacks": {"pgd": {"method": "pgd_linf", "epsilons": [0.1], "steps": 2, "step_size": 2.5,
-                        "step_mode": "relative"}},
+    "attacks": {
+        "pgd": {"method": "pgd_linf", "epsilons": [0.1], "steps": 2, "step_size": 2.5, "step_mode": "relative"}
+    },
     "sigmas": [0.25, 0.5],
     "certify": {"num_images": 30, "n0": 10, "n": 50, "alpha": 0.01, "epsilons": [0.1]},
     "blur": {"noise_levels": [0.0, 0.25]},
     "iterations": {"enabled": True, "attack": "pgd", "epsilon": 0.1, "steps": [1, 3], "num_images": 20},
-    "adaptive": {"enabled": True, "attack": "pgd", "epsilons": [0.1], "eot_draws": 2, "draws_per_pass": 1,
-                 "vote_draws": 8, "num_images": 25},
-    "attention": {"enabled": True, "attack": "pgd", "epsilons": [0.1], "sigmas": [0.25], "num_images": 10,
-                  "figure_images": 2},
+    "adaptive": {
+        "enabled": True,
+        "attack": "pgd",
+        "epsilons": [0.1],
+        "eot_draws": 2,
+        "draws_per_pass": 1,
+        "vote_draws": 8,
+        "num_images": 25,
+    },
+    "attention": {
+        "enabled": True,
+        "attack": "pgd",
+        "epsilons": [0.1],
+        "sigmas": [0.25],
+        "num_images": 10,
+        "figure_images": 2,
+    },
     "report": {"examples": 3},
 }
 
@@ -107,8 +203,14 @@ def workflow_copy(path: Path, config: dict) -> Path:
 
 def snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """The Snakemake command line in `workdir` on 2 cores (`env`: the whole environment)."""
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir,
-                          capture_output=True, text=True, timeout=900, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,7 @@ def ce_gradient(model, y):
     def grad_fn(x, step):
         x = x.clone().requires_grad_(True)
         return torch.autograd.grad(F.cross_entropy(model(x), y), x)[0]
+
     return grad_fn
 
 
@@ -72,8 +73,7 @@ def test_eot_gradient_matches_its_formula(defended, batch):
     smoothed = -torch.log(p).sum()
     g_single, g_smoothed = torch.autograd.grad(single, xs, retain_graph=True)[0], torch.autograd.grad(smoothed, xs)[0]
     assert torch.allclose(eot_gradient(defended, x, y, noise_of(x), 3, 2, "single"), g_single, rtol=1e-4, atol=1e-7)
-    assert torch.allclose(eot_gradient(defended, x, y, noise_of(x), 3, 2, "smoothed"), g_smoothed, rtol=1e-4,
-                          atol=1e-7)
+    assert torch.allclose(eot_gradient(defended, x, y, noise_of(x), 3, 2, "smoothed"), g_smoothed, rtol=1e-4, atol=1e-7)
 
 
 def test_gradient_reaches_input_through_denoiser(defended, batch):

@@ -4,20 +4,20 @@ while crafting, robust accuracy in the metrics, determinism for a seed, spec che
 import pytest
 import torch
 
-from dds.models.classifiers import build_classifier, check_adversarial_spec, train_classifier
+from conftest import fit
+from dds.models.classifiers import build_classifier, check_adversarial_spec
 from dds.models.feature_denoising import NonLocalDenoise
 
 MEAN, STD = [0.3], [0.25]
-SPEC = {"epsilon": 0.1, "steps": 2, "step_size": 2.5, "step_mode": "relative", "random_start": True,
-        "fraction": 0.5}
+SPEC = {"epsilon": 0.1, "steps": 2, "step_size": 2.5, "step_mode": "relative", "random_start": True, "fraction": 0.5}
 
 
 def train(digits8, seed, adversarial=SPEC, feature_denoising=None, train_size=64):
     torch.manual_seed(0)
     model = build_classifier("resnet18", {}, 1, 10, MEAN, STD, feature_denoising)
-    metrics = train_classifier(model, digits8.subset(0, train_size), digits8.subset(100, 132), epochs=1,
-                               batch_size=32, lr=1e-3, weight_decay=0.05, seed=seed, device="cpu",
-                               adversarial=adversarial)
+    metrics = fit(
+        model, digits8.subset(0, train_size), digits8.subset(100, 132), weight_decay=0.05, seed=seed, adversarial=adversarial
+    )
     return model, metrics
 
 
@@ -32,8 +32,9 @@ def test_records_robust_accuracy_and_is_deterministic(digits8):
     again, again_metrics = train(digits8, seed=3, feature_denoising=fd)
     state, again_state = model.state_dict(), again.state_dict()
     assert all(torch.equal(state[k], again_state[k]) for k in state)
-    assert {k: v for k, v in metrics.items() if k != "seconds"} == \
-        {k: v for k, v in again_metrics.items() if k != "seconds"}
+    assert {k: v for k, v in metrics.items() if k != "seconds"} == {
+        k: v for k, v in again_metrics.items() if k != "seconds"
+    }
     other, _ = train(digits8, seed=4, feature_denoising=fd)
     assert not all(torch.equal(state[k], other.state_dict()[k]) for k in state)
 
@@ -61,8 +62,7 @@ def test_batches_mix_pgd_and_clean_images_crafted_in_eval_mode(digits8, fraction
 
     model.register_forward_pre_hook(record)
     data = digits8.subset(0, 32)
-    train_classifier(model, data, digits8.subset(100, 110), epochs=1, batch_size=32, lr=1e-3, weight_decay=0.0,
-                     seed=0, device="cpu", adversarial=spec)
+    fit(model, data, digits8.subset(100, 110), adversarial=spec)
     assert modes[: spec["steps"] + 1] == [False] * spec["steps"] + [True]  # crafting, then the update
     (batch,) = batches
     distance = (batch[:, None] - data.images[None]).flatten(2).abs().amax(2).amin(1)  # to the nearest image
@@ -71,15 +71,18 @@ def test_batches_mix_pgd_and_clean_images_crafted_in_eval_mode(digits8, fraction
     assert batch.min() >= 0 and batch.max() <= 1
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"fraction": 0}, "adversarial_training.fraction"),
-    ({"fraction": 1.5}, "adversarial_training.fraction"),
-    ({"epsilon": 0}, "adversarial_training.epsilon"),
-    ({"steps": 0}, "adversarial_training.steps"),
-    ({"step_mode": "fixed"}, "adversarial_training.step_mode"),
-    ({"random_start": "yes"}, "adversarial_training.random_start"),
-    ({"alpha": 0.01}, "unknown \\['alpha'\\]"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"fraction": 0}, "adversarial_training.fraction"),
+        ({"fraction": 1.5}, "adversarial_training.fraction"),
+        ({"epsilon": 0}, "adversarial_training.epsilon"),
+        ({"steps": 0}, "adversarial_training.steps"),
+        ({"step_mode": "fixed"}, "adversarial_training.step_mode"),
+        ({"random_start": "yes"}, "adversarial_training.random_start"),
+        ({"alpha": 0.01}, "unknown \\['alpha'\\]"),
+    ],
+)
 def test_bad_specs_name_the_key(change, message):
     with pytest.raises(ValueError, match=message):
         check_adversarial_spec({**SPEC, **change})

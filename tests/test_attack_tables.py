@@ -1,17 +1,20 @@
 """Tables, figures and report sections of attack strength: the adaptive attack beside the
 unaware one, the transfer matrix, accuracy against PGD iterations (on made-up results)."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from dds import layout
 from dds.io import write_table
-from dds.pipeline.adaptive import adaptive_summary
-from dds.pipeline.iterations import iterations_summary
-from dds.pipeline.transfer import transfer_summary
+from dds.pipeline.adaptive import adaptive_table as adaptive_table_stage
+from dds.pipeline.iterations import iterations_table
+from dds.pipeline.transfer import transfer_table
+from dds.reporting.attack_tables import adaptive_table, adaptive_wide, transfer_matrix
+from dds.reporting.latex import adaptive_latex
 from dds.reporting.sections import adaptive_section, iterations_section, transfer_section
-from dds.reporting.attack_tables import adaptive_table, adaptive_wide, latex_adaptive, transfer_matrix
 
 PNG = b"\x89PNG\r\n\x1a\n"
 EVIL = "<script>alert(1)</script>"
@@ -24,13 +27,25 @@ def made_up_adaptive(classifier="resnet", sigma=0.25, n=10):
     frames = []
     for (kind, eps), k in correct.items():
         ok = np.arange(n) < k
-        frames.append(pd.DataFrame({
-            "idx": np.arange(n), "label": np.zeros(n, dtype=np.int64), "epsilon": eps, "attack": kind,
-            "pred_single": np.where(ok, 0, 1), "correct_single": ok,
-            "pred_smoothed": np.where(ok, 0, -1), "correct_smoothed": ok,
-            "linf": np.full(n, eps), "l2": np.full(n, 2 * eps)}))
-    return pd.concat(frames, ignore_index=True).assign(classifier=classifier, denoiser="ddpm", attack_name="pgd",
-                                                       sigma=sigma)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "idx": np.arange(n),
+                    "label": np.zeros(n, dtype=np.int64),
+                    "epsilon": eps,
+                    "attack": kind,
+                    "pred_single": np.where(ok, 0, 1),
+                    "correct_single": ok,
+                    "pred_smoothed": np.where(ok, 0, -1),
+                    "correct_smoothed": ok,
+                    "linf": np.full(n, eps),
+                    "l2": np.full(n, 2 * eps),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True).assign(
+        classifier=classifier, denoiser="ddpm", attack_name="pgd", sigma=sigma
+    )
 
 
 def test_adaptive_table_accuracies_and_order():
@@ -46,9 +61,9 @@ def test_adaptive_table_accuracies_and_order():
     assert wide.iloc[0]["adaptive-single"] == pytest.approx(0.3)
 
 
-def test_latex_adaptive_compiles(compile_latex):
+def test_adaptive_latex_compiles(compile_latex):
     table = adaptive_table(pd.concat([made_up_adaptive("res_net"), made_up_adaptive("vit", 0.5)]))
-    tex = latex_adaptive(table, "Adaptive & unaware", "tab:adaptive")
+    tex = adaptive_latex(table, "Adaptive & unaware", "tab:adaptive")
     assert r"res\_net & 0.25 & 0.1 & 0.600 & 0.300 & 0.400 \\" in tex
     assert "Adaptive \\& unaware" in tex
     compile_latex(tex)
@@ -61,8 +76,18 @@ def made_up_transfer():
             for eps in (0.0, 0.1):
                 for defence in ("none", "sigma=0.25"):
                     acc = 0.9 if eps == 0 else (0.1 if source == target else 0.5) + (0.3 if defence != "none" else 0)
-                    rows.append({"attack": "pgd", "denoiser": "ddpm", "source": source, "target": target,
-                                 "epsilon": eps, "defence": defence, "accuracy": acc, "n": 10})
+                    rows.append(
+                        {
+                            "attack": "pgd",
+                            "denoiser": "ddpm",
+                            "source": source,
+                            "target": target,
+                            "epsilon": eps,
+                            "defence": defence,
+                            "accuracy": acc,
+                            "n": 10,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -76,10 +101,24 @@ def test_transfer_matrix():
 
 
 def made_up_iterations(classifier):
-    return pd.DataFrame([{"classifier": classifier, "attack": "pgd", "denoiser": "ddpm", "epsilon": 0.1, "steps": s,
-                          "defence": d, "accuracy": (0.5 if d == "none" else 0.8) / s ** 0.2, "n": 10,
-                          "linf_max": 0.1, "l2_max": 0.5}
-                         for s in (5, 10, 50) for d in ("none", "sigma=0.25", "sigma=0.5")])
+    return pd.DataFrame(
+        [
+            {
+                "classifier": classifier,
+                "attack": "pgd",
+                "denoiser": "ddpm",
+                "epsilon": 0.1,
+                "steps": s,
+                "defence": d,
+                "accuracy": (0.5 if d == "none" else 0.8) / s**0.2,
+                "n": 10,
+                "linf_max": 0.1,
+                "l2_max": 0.5,
+            }
+            for s in (5, 10, 50)
+            for d in ("none", "sigma=0.25", "sigma=0.5")
+        ]
+    )
 
 
 @pytest.fixture
@@ -97,40 +136,54 @@ def results(tmp_path, monkeypatch):
     jobs["transfer"].append(tmp_path / "transfer.parquet")
     write_table(made_up_transfer(), jobs["transfer"][-1])
     out = {}
-    for key, table, png, svg in [("iterations", layout.ITERATIONS_TABLE, layout.ITERATIONS_PNG, layout.ITERATIONS_SVG),
-                                 ("transfer", layout.TRANSFER_TABLE, layout.TRANSFER_PNG, layout.TRANSFER_SVG),
-                                 ("adaptive", layout.ADAPTIVE_TABLE, layout.ADAPTIVE_PNG, layout.ADAPTIVE_SVG)]:
+    for key, table, png, svg in [
+        ("iterations", layout.ITERATIONS_TABLE, layout.ITERATIONS_PNG, layout.ITERATIONS_SVG),
+        ("transfer", layout.TRANSFER_TABLE, layout.TRANSFER_PNG, layout.TRANSFER_SVG),
+        ("adaptive", layout.ADAPTIVE_TABLE, layout.ADAPTIVE_PNG, layout.ADAPTIVE_SVG),
+    ]:
         out[key] = [layout.fill(p, dataset=ds) for p in (table, png, svg)]
-    iterations_summary(jobs["iterations"], *out["iterations"])
-    transfer_summary(jobs["transfer"], *out["transfer"])
+    iterations_table(sweeps=jobs["iterations"], **dict(zip(("table", "png", "svg"), out["iterations"])))
+    transfer_table(matrices=jobs["transfer"], **dict(zip(("table", "png", "svg"), out["transfer"])))
     tex = layout.fill(layout.ADAPTIVE_TEX, dataset=ds)
-    adaptive_summary(ds, jobs["adaptive"], out["adaptive"][0], tex, *out["adaptive"][1:])
+    adaptive_table_stage(
+        results=jobs["adaptive"], tex=tex, dataset=ds, **dict(zip(("table", "png", "svg"), out["adaptive"]))
+    )
     return out
 
 
-CONFIG = {"dataset": {"name": "digits", "eval_size": 300},
-          "iterations": {"attack": "pgd", "epsilon": 0.1, "steps": [5, 10, 50], "num_images": 10},
-          "adaptive": {"attack": "pgd", "eot_draws": 4, "vote_draws": 32, "alpha": 0.001, "num_images": 10}}
+CONFIG = {
+    "dataset": {"name": "digits", "eval_size": 300},
+    "iterations": {"attack": "pgd", "epsilon": 0.1, "steps": [5, 10, 50], "num_images": 10},
+    "adaptive": {"attack": "pgd", "eot_draws": 4, "vote_draws": 32, "alpha": 0.001, "num_images": 10},
+}
 
 
 def test_summaries_write_tables_and_figures(results):
     for table, png, svg in results.values():
         assert len(pd.read_parquet(table)) > 0
-        assert open(png, "rb").read(8) == PNG
-        assert open(svg).read().lstrip().startswith("<?xml")
+        assert Path(png).read_bytes()[:8] == PNG
+        assert Path(svg).read_text().lstrip().startswith("<?xml")
 
 
 def test_report_sections_show_the_numbers(results):
-    adaptive = adaptive_section(CONFIG)
+    adaptive = adaptive_section(
+        pd.read_parquet(results["adaptive"][0]), CONFIG["adaptive"], CONFIG["dataset"]["eval_size"]
+    )
     one_draw = adaptive["tables"][0]
-    assert one_draw["columns"] == ["Sigma", "Epsilon", "clean", "unaware PGD", "adaptive (single target)",
-                                   "adaptive (smoothed target)"]
+    assert one_draw["columns"] == [
+        "Sigma",
+        "Epsilon",
+        "clean",
+        "unaware PGD",
+        "adaptive (single target)",
+        "adaptive (smoothed target)",
+    ]
     assert one_draw["rows"][0] == ["0.25", "0.1", "0.900", "0.600", "0.300", "0.400"]
     assert "4 noise draws" in adaptive["caption"]
-    transfer = transfer_section(CONFIG)
+    transfer = transfer_section(pd.read_parquet(results["transfer"][0]))
     first = transfer["tables"][0]
     assert first["columns"] == ["Epsilon", "Source", "a", "b"]
     assert ["0.1", "a", "0.100", "0.500"] in first["rows"]
-    iterations = iterations_section(CONFIG)
+    iterations = iterations_section(pd.read_parquet(results["iterations"][0]), CONFIG["iterations"])
     assert iterations["tables"][0]["columns"] == ["Steps", "none", "sigma=0.25", "sigma=0.5"]
     assert [r[0] for r in iterations["tables"][0]["rows"]] == ["5", "10", "50"]

@@ -1,4 +1,4 @@
-"""The attacks of dds.attacks.generate (DESIGN.md 1.6): PGD L-inf in detail on a small random
+"""The attacks of dds.attacks.generate (docs/science.md §1.6): PGD L-inf in detail on a small random
 classifier, and every registered attack's guarantees on a small trained one."""
 
 import numpy as np
@@ -6,8 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dds.attacks.budget import NORMS, budget_warnings, reach, step_size
-from dds.attacks.generate import ATTACKS, attack, attack_seed, perturbation_norms
+from conftest import fit
+from dds.attacks.budget import budget_warnings, reach
+from dds.attacks.generate import attack, attack_seed, perturbation_norms
+from dds.attacks.registry import METHODS, step_size
 from dds.models.classifiers import build_classifier
 
 ABSOLUTE = {"method": "pgd_linf", "steps": 5, "step_size": 2 / 255}
@@ -59,8 +61,9 @@ def test_attack_leaves_model_in_eval_mode(model, batch):
     assert torch.equal(adv, expected)
 
 
-@pytest.mark.parametrize("spec", [ABSOLUTE, RELATIVE, dict(RELATIVE, random_start=True)],
-                         ids=["absolute", "relative", "random_start"])
+@pytest.mark.parametrize(
+    "spec", [ABSOLUTE, RELATIVE, dict(RELATIVE, random_start=True)], ids=["absolute", "relative", "random_start"]
+)
 def test_eps_zero_is_identity(model, batch, spec):
     x, y = batch
     assert torch.equal(run(model, spec, 0.0, x, y), x)
@@ -85,13 +88,16 @@ def test_step_modes_agree(model, batch):
     assert torch.equal(run(model, absolute, eps, x, y), run(model, relative, eps, x, y))
 
 
-@pytest.mark.parametrize("spec, eps, expected_step, expected_reach", [
-    (ABSOLUTE, 0.1, 2 / 255, 10 / 255),
-    (ABSOLUTE, 0.02, 2 / 255, 0.02),
-    (RELATIVE, 0.1, 0.05, 0.1),
-    ({"method": "pgd_linf", "steps": 4, "step_size": 0.5, "step_mode": "relative"}, 0.2, 0.025, 0.1),
-    ({"method": "pgd_linf", "steps": 10, "step_size": 0.001}, 0.5, 0.001, 0.01),
-])
+@pytest.mark.parametrize(
+    "spec, eps, expected_step, expected_reach",
+    [
+        (ABSOLUTE, 0.1, 2 / 255, 10 / 255),
+        (ABSOLUTE, 0.02, 2 / 255, 0.02),
+        (RELATIVE, 0.1, 0.05, 0.1),
+        ({"method": "pgd_linf", "steps": 4, "step_size": 0.5, "step_mode": "relative"}, 0.2, 0.025, 0.1),
+        ({"method": "pgd_linf", "steps": 10, "step_size": 0.001}, 0.5, 0.001, 0.01),
+    ],
+)
 def test_step_size_and_reach(spec, eps, expected_step, expected_reach):
     assert step_size(spec, eps) == pytest.approx(expected_step, rel=1e-12)
     assert reach(spec, eps) == pytest.approx(expected_reach, rel=1e-12)
@@ -141,9 +147,13 @@ def test_perturbation_norms_hand_computed():
 def test_attack_seed_depends_on_every_part():
     base = attack_seed(0, "resnet", "pgd", 0.1, 0)
     assert base == attack_seed(0, "resnet", "pgd", 0.1, 0)
-    others = {attack_seed(1, "resnet", "pgd", 0.1, 0), attack_seed(0, "vit", "pgd", 0.1, 0),
-              attack_seed(0, "resnet", "pgd2", 0.1, 0), attack_seed(0, "resnet", "pgd", 0.2, 0),
-              attack_seed(0, "resnet", "pgd", 0.1, 1)}
+    others = {
+        attack_seed(1, "resnet", "pgd", 0.1, 0),
+        attack_seed(0, "vit", "pgd", 0.1, 0),
+        attack_seed(0, "resnet", "pgd2", 0.1, 0),
+        attack_seed(0, "resnet", "pgd", 0.2, 0),
+        attack_seed(0, "resnet", "pgd", 0.1, 1),
+    }
     assert base not in others and len(others) == 5
 
 
@@ -157,28 +167,26 @@ SPECS = {
 EPSILON = {"linf": 0.15, "l2": 1.0}
 
 
-def test_every_method_has_a_norm_and_a_test():
-    assert set(ATTACKS) == set(NORMS) == set(SPECS)
+def test_every_method_has_a_test():
+    assert set(METHODS) == set(SPECS)
 
 
 @pytest.fixture(scope="module")
 def trained(digits8):
-    from dds.models.classifiers import train_classifier
-
     torch.manual_seed(0)
     net = build_classifier("resnet18", {}, 1, 10, [0.3], [0.3])
-    train_classifier(net, digits8.subset(100, 900), digits8.subset(0, 100), epochs=3, batch_size=64, lr=2e-3,
-                     weight_decay=0.0, seed=0, device="cpu")
+    fit(net, digits8.subset(100, 900), digits8.subset(0, 100), epochs=3, batch_size=64, lr=2e-3)
     return net.eval()
 
 
 @pytest.mark.parametrize("method", sorted(SPECS))
 def test_every_attack_keeps_its_bound_and_box_and_hurts(trained, batch, method):
     x, y = batch
-    eps = EPSILON[NORMS[method]]
+    norm = METHODS[method].norm
+    eps = EPSILON[norm]
     adv = run(trained, SPECS[method], eps, x, y)
     linf, l2 = perturbation_norms(x, adv)
-    size = linf if NORMS[method] == "linf" else l2
+    size = linf if norm == "linf" else l2
     assert (size <= eps + 1e-5).all()
     assert adv.min() >= 0 and adv.max() <= 1
     assert not trained.training

@@ -12,16 +12,16 @@ import yaml
 
 from dds.attacks.generate import attack
 from dds.evaluation.attention_maps import (
-    attention_figure,
     attention_maps,
     attention_shift,
-    attention_shift_table,
     cbam_spatial_maps,
     gradcam_maps,
     rank_correlation,
     top_k_iou,
 )
 from dds.models.classifiers import build_classifier
+from dds.reporting.attack_figures import attention_figure
+from dds.reporting.attack_tables import attention_shift_table
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 SPECS = yaml.safe_load(CONFIG.read_text())["classifiers"]
@@ -57,8 +57,9 @@ def check_maps(maps, n):
     assert (peaks == 1).sum() >= n / 2  # Grad-CAM of an untrained model is all negative (zero) for some
 
 
-@pytest.mark.parametrize("name, method", [("resnet", "gradcam"), ("cbam-resnet", "gradcam"), ("vit", "gradcam"),
-                                          ("cbam-resnet", "cbam")])
+@pytest.mark.parametrize(
+    "name, method", [("resnet", "gradcam"), ("cbam-resnet", "gradcam"), ("vit", "gradcam"), ("cbam-resnet", "cbam")]
+)
 def test_maps_fit_the_input_and_move_under_attack(digits16, name, method):
     images, labels = digits16
     model = build(name)
@@ -99,8 +100,9 @@ def test_cbam_skips_blocks_without_spatial_extent(digits16):
     """At 16x16 layer3 and layer4 are 1x1: the deepest map with a 'where' is layer2's."""
     images, _ = digits16
     model = build("cbam-resnet")
-    assert torch.allclose(cbam_spatial_maps(model, images), last_block_map(model, images, model.net.layer2[-1]),
-                          atol=1e-6)
+    assert torch.allclose(
+        cbam_spatial_maps(model, images), last_block_map(model, images, model.net.layer2[-1]), atol=1e-6
+    )
 
 
 def test_cbam_maps_need_a_cbam_model(digits16):
@@ -134,12 +136,15 @@ def test_rank_correlation_and_top_k_iou_by_hand():
 def test_shift_table_summarises_per_condition():
     ramp = torch.arange(16.0).view(1, 4, 4).repeat(2, 1, 1) / 15
     rows = [
-        attention_shift(ramp, ramp).assign(classifier="resnet", method="gradcam", condition="clean",
-                                           epsilon=0.0, sigma=np.nan),
+        attention_shift(ramp, ramp).assign(
+            classifier="resnet", method="gradcam", condition="clean", epsilon=0.0, sigma=np.nan
+        ),
         attention_shift(ramp, torch.stack([1 - ramp[0], torch.zeros(4, 4)])).assign(
-            classifier="resnet", method="gradcam", condition="adversarial", epsilon=0.1, sigma=np.nan),
-        attention_shift(ramp, ramp).assign(classifier="resnet", method="gradcam", condition="denoised",
-                                           epsilon=0.1, sigma=0.5),
+            classifier="resnet", method="gradcam", condition="adversarial", epsilon=0.1, sigma=np.nan
+        ),
+        attention_shift(ramp, ramp).assign(
+            classifier="resnet", method="gradcam", condition="denoised", epsilon=0.1, sigma=0.5
+        ),
     ]
     table = attention_shift_table(pd.concat(rows, ignore_index=True)).set_index("condition")
     assert table.loc["clean", "spearman_mean"] == pytest.approx(1) and table.loc["clean", "images"] == 2
@@ -155,8 +160,10 @@ def test_attention_figure(tmp_path, digits16):
     images, labels = digits16
     model = build("resnet")
     adversarial = attack(model, PGD, 0.1, images[:3], labels[:3], 64, 0, "cpu")
-    columns = [("clean", images[:3], gradcam_maps(model, images[:3], labels[:3])),
-               ("PGD ε=0.1", adversarial, gradcam_maps(model, adversarial, labels[:3]))]
+    columns = [
+        ("clean", images[:3], gradcam_maps(model, images[:3], labels[:3])),
+        ("PGD ε=0.1", adversarial, gradcam_maps(model, adversarial, labels[:3])),
+    ]
     attention_figure(columns, tmp_path / "attention.png", tmp_path / "attention.svg")
     assert (tmp_path / "attention.png").stat().st_size > 0 and (tmp_path / "attention.svg").stat().st_size > 0
     with pytest.raises(ValueError, match="'PGD ε=0.1'"):

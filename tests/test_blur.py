@@ -11,12 +11,12 @@ from dds.evaluation.blur import (
     blur_predictions,
     blur_table,
     gaussian_blur,
-    latex_blur_table,
     majority_vote,
 )
 from dds.io import DataFileError, ImageSet, read_table, write_images
 from dds.models.classifiers import build_classifier, save_classifier
-from dds.pipeline.blur import blur
+from dds.pipeline.blur import blur_adversarial, blur_noise
+from dds.reporting.latex import blur_latex
 
 
 def test_majority_vote_hand_made():
@@ -66,13 +66,15 @@ def test_gaussian_blur_reduces_noise_variance():
 
 
 def grey_set(n=6, size=16, value=0.5, first_idx=0):
-    return ImageSet(torch.arange(first_idx, first_idx + n), torch.arange(n) % 10,
-                    torch.full((n, 3, size, size), value))
+    return ImageSet(torch.arange(first_idx, first_idx + n), torch.arange(n) % 10, torch.full((n, 3, size, size), value))
 
 
 def test_add_noise_does_not_depend_on_the_split():
-    data = ImageSet(torch.arange(10, 16), torch.zeros(6, dtype=torch.long),
-                    torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(1)))
+    data = ImageSet(
+        torch.arange(10, 16),
+        torch.zeros(6, dtype=torch.long),
+        torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(1)),
+    )
     whole = add_noise(data, 0.25, seed=7).images
     parts = torch.cat([add_noise(data.subset(0, 2), 0.25, 7).images, add_noise(data.subset(2, 6), 0.25, 7).images])
     torch.testing.assert_close(parts, whole, rtol=0, atol=0)
@@ -105,25 +107,38 @@ def test_add_noise_std_matches_level():
 
 def per_image(labels, ns, ss, ds, **keys):
     maj = majority_vote(torch.tensor(ns), torch.tensor(ss), torch.tensor(ds)).tolist()
-    df = pd.DataFrame({"idx": np.arange(len(labels)), "label": labels, "pred_ns": ns, "pred_ss": ss,
-                       "pred_ds": ds, "pred_maj": maj}, dtype=np.int64)
+    df = pd.DataFrame(
+        {"idx": np.arange(len(labels)), "label": labels, "pred_ns": ns, "pred_ss": ss, "pred_ds": ds, "pred_maj": maj},
+        dtype=np.int64,
+    )
     for name, value in keys.items():
         df[name] = value
     return df
 
 
 def test_blur_table_hand_computed():
-    a = per_image(labels=[1, 2, 3, 4, 5],
-                  ns=[1, 2, 9, 8, 0],  # NS right on 2 of 5
-                  ss=[1, 7, 3, 4, 1],  # SS right on 3
-                  ds=[1, 7, 3, 6, 2],  # DS right on 2
-                  noise_level=0.25, classifier="m")
+    a = per_image(
+        labels=[1, 2, 3, 4, 5],
+        ns=[1, 2, 9, 8, 0],  # NS right on 2 of 5
+        ss=[1, 7, 3, 4, 1],  # SS right on 3
+        ds=[1, 7, 3, 6, 2],  # DS right on 2
+        noise_level=0.25,
+        classifier="m",
+    )
     # majorities: 1 (right), 7 (wrong), 3 (right), reject, reject -> 2 right of 3 accepted
     b = per_image(labels=[0, 0], ns=[1, 0], ss=[2, 0], ds=[3, 5], noise_level=0.0, classifier="m")
     # majorities: reject, 0 (right)
     table = blur_table(pd.concat([a, b], ignore_index=True))
-    assert list(table.columns) == ["noise_level", "classifier", "acc_ns", "acc_ss", "acc_ds", "acc_maj",
-                                   "reject_rate", "n"]
+    assert list(table.columns) == [
+        "noise_level",
+        "classifier",
+        "acc_ns",
+        "acc_ss",
+        "acc_ds",
+        "acc_maj",
+        "reject_rate",
+        "n",
+    ]
     assert table["noise_level"].tolist() == [0.0, 0.25]
     low, high = table.iloc[0], table.iloc[1]
     assert (low["acc_ns"], low["acc_ss"], low["acc_ds"]) == (0.5, 0.5, 0.0)
@@ -164,11 +179,23 @@ def tiny_classifier(tmp_path):
 
 
 def test_blur_stage_end_to_end(tmp_path, tiny_classifier):
-    images = ImageSet(torch.arange(5, 10), torch.tensor([0, 1, 2, 3, 4]),
-                      torch.rand(5, 1, 16, 16, generator=torch.Generator().manual_seed(0)))
+    images = ImageSet(
+        torch.arange(5, 10),
+        torch.tensor([0, 1, 2, 3, 4]),
+        torch.rand(5, 1, 16, 16, generator=torch.Generator().manual_seed(0)),
+    )
     write_images(tmp_path / "images.parquet", images)
     out = tmp_path / "out" / "blur.parquet"
-    blur(5, 1.0, 0.25, 0, 2, "cpu", tmp_path / "images.parquet", tiny_classifier, out)
+    blur_noise(
+        images=tmp_path / "images.parquet",
+        classifier=tiny_classifier,
+        predictions=out,
+        spec={"kernel_size": 5, "sigma": 1.0},
+        noise=0.25,
+        seed=0,
+        batch_size=2,
+        device="cpu",
+    )
     table = read_table(out)
     assert list(table.columns) == PER_IMAGE_COLUMNS + ["noise_level"]
     assert len(table) == 5
@@ -184,8 +211,11 @@ def test_blur_predictions_batching_does_not_change_predictions(tiny_classifier):
     from dds.models.classifiers import load_classifier
 
     model = load_classifier(tiny_classifier)
-    data = ImageSet(torch.arange(4), torch.zeros(4, dtype=torch.long),
-                    torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(2)))
+    data = ImageSet(
+        torch.arange(4),
+        torch.zeros(4, dtype=torch.long),
+        torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(2)),
+    )
     one = blur_predictions(model, data, 5, 1.0, 1, "cpu")
     four = blur_predictions(model, data, 5, 1.0, 4, "cpu")
     pd.testing.assert_frame_equal(one, four)
@@ -219,30 +249,82 @@ def test_blur_stage_missing_classifier_names_the_file(tmp_path):
     write_images(tmp_path / "images.parquet", grey_set(n=2))
     missing = tmp_path / "no-such-classifier.safetensors"
     with pytest.raises(DataFileError, match="no-such-classifier.safetensors"):
-        blur(5, 1.0, 0.0, 0, 2, "cpu", tmp_path / "images.parquet", missing, tmp_path / "out.parquet")
+        blur_adversarial(
+            images=tmp_path / "images.parquet",
+            classifier=missing,
+            predictions=tmp_path / "out.parquet",
+            spec={"kernel_size": 5, "sigma": 1.0},
+            seed=0,
+            batch_size=2,
+            device="cpu",
+        )
     assert not (tmp_path / "out.parquet").exists()
 
 
 def published_like_table():
-    return pd.DataFrame({
-        "classifier": "resnet50", "noise_level": [0.125, 0.0],
-        "acc_ns": [0.6523, 0.882], "acc_ss": [0.7148, 0.8605], "acc_ds": [0.6912, 0.8153],
-        "acc_maj": [0.7541, math.nan], "reject_rate": [0.0656, 0.0153], "n": [975, 975],
-    })
+    return pd.DataFrame(
+        {
+            "classifier": "resnet50",
+            "noise_level": [0.125, 0.0],
+            "acc_ns": [0.6523, 0.882],
+            "acc_ss": [0.7148, 0.8605],
+            "acc_ds": [0.6912, 0.8153],
+            "acc_maj": [0.7541, math.nan],
+            "reject_rate": [0.0656, 0.0153],
+            "n": [975, 975],
+        }
+    )
 
 
-def test_latex_blur_table_layout():
-    body = latex_blur_table(published_like_table(), "Blur & majority, 5x5", "tab:blur")
+def test_blur_latex_layout():
+    body = blur_latex(published_like_table(), "Blur & majority, 5x5", "tab:blur")
     assert r"Noise level & Acc\_NS & Acc\_SS & Acc\_DS & Acc\_Maj & Reject rate \\" in body
     assert r"0 & 0.8820 & 0.8605 & 0.8153 & -- & 0.0153 \\" in body  # sorted by noise level; NaN as --
     assert body.index(r"0 & 0.8820") < body.index(r"0.125 & 0.6523 & 0.7148 & 0.6912 & 0.7541 & 0.0656 \\")
     assert r"\caption{Blur \& majority, 5x5}" in body
     two = pd.concat([published_like_table(), published_like_table().assign(classifier="other")])
     with pytest.raises(ValueError, match="one setup per table"):
-        latex_blur_table(two, "c", "tab:blur")
+        blur_latex(two, "c", "tab:blur")
     with pytest.raises(ValueError, match="label"):
-        latex_blur_table(published_like_table(), "c", "tab blur")
+        blur_latex(published_like_table(), "c", "tab blur")
 
 
-def test_latex_blur_table_compiles(compile_latex):
-    compile_latex(latex_blur_table(published_like_table(), "Gaussian blur majority, 5x5, sigma 1", "tab:blur"))
+def test_blur_latex_compiles(compile_latex):
+    compile_latex(blur_latex(published_like_table(), "Gaussian blur majority, 5x5, sigma 1", "tab:blur"))
+
+
+def test_blur_table_stage_learns_each_file_from_its_path(tmp_path, monkeypatch):
+    from dds import layout
+    from dds.io import write_table
+    from dds.pipeline.blur import blur_table as blur_table_stage
+
+    monkeypatch.chdir(tmp_path)  # the stage reads noise, attack and epsilon from paths in the workflow's layout
+    where = dict(dataset="digits", classifier="clf")
+
+    def shard(path, correct, noise_level=0.0):
+        # of 4 images of class 0, the first `correct` predicted right as is and blurred; the rest rejected
+        right = [(0, 0, 0, 0)] * correct + [(1, 2, 3, -1)] * (4 - correct)
+        write_table(
+            pd.DataFrame(right, columns=["pred_ns", "pred_ss", "pred_ds", "pred_maj"]).assign(
+                idx=range(4), label=0, noise_level=noise_level
+            ),
+            path,
+        )
+        return path
+
+    clean = [shard(layout.fill(layout.BLUR_CLEAN, noise=n, shard=0, **where), c, n) for n, c in ((0.0, 4), (0.5, 1))]
+    adversarial = [
+        shard(layout.fill(layout.BLUR_ADVERSARIAL, attack=a, epsilon=e, shard=0, **where), c)
+        for a, e, c in (("pgd", 0.0, 3), ("pgd", 0.1, 2), ("fgsm", 0.1, 0))
+    ]
+    blur_table_stage(clean=clean[::-1], adversarial=adversarial[::-1], table="blur.parquet", tex="blur.tex", **where)
+    table = read_table("blur.parquet")
+    acc = {(r.source, r.attack, r.epsilon, r.noise_level): r.acc_ns for r in table.itertuples()}
+    assert acc == {
+        ("noise", "", 0.0, 0.0): 1.0,
+        ("noise", "", 0.0, 0.5): 0.25,
+        ("attack", "pgd", 0.0, 0.0): 0.75,
+        ("attack", "pgd", 0.1, 0.0): 0.5,
+        ("attack", "fgsm", 0.1, 0.0): 0.0,
+    }
+    assert (table["classifier"] == "clf").all()

@@ -1,7 +1,6 @@
 """Monte Carlo certification (dds.smoothing.sampling), the certified-accuracy tables (dds.smoothing.certified),
 the rows a certification shard covers (dds.layout.certify_rows) and the `certify` stage end
-to end on tiny files (DESIGN.md 1.2 and 1.3)."""
-
+to end on tiny files (docs/science.md §1.2 and §1.3)."""
 
 import numpy as np
 import pandas as pd
@@ -12,7 +11,8 @@ from torch import nn
 
 from dds import layout
 from dds.io import ImageSet
-from dds.smoothing import bounds as smoothing
+from dds.reporting.latex import certified_latex
+from dds.smoothing import bounds
 from dds.smoothing.certified import (
     CERTIFIED_COLUMNS,
     MULTISCALE,
@@ -20,19 +20,31 @@ from dds.smoothing.certified import (
     best_over_sigmas,
     certified_accuracy,
     certified_table,
-    latex_certified,
     multiscale_examples,
     write_tsv,
 )
 from dds.smoothing.sampling import BLOCK, certify_images, noise_draws, sample_counts
 
-COLUMNS = ["idx", "label", "predict", "radius", "correct", "time", "nA", "n", "pA_lower", "smoothed_predict",
-           "counts0", "counts"]
+COLUMNS = [
+    "idx",
+    "label",
+    "predict",
+    "radius",
+    "correct",
+    "time",
+    "nA",
+    "n",
+    "pA_lower",
+    "smoothed_predict",
+    "counts0",
+    "counts",
+]
 LINEAR = {"num_train_timesteps": 1000, "beta_schedule": "linear"}
 SHAPE = (1, 8, 8)
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
 
 class Constant(nn.Module):
     """A classifier that ignores its input: fixed logits favouring `cls`."""
@@ -105,8 +117,9 @@ def compare(left: pd.DataFrame, right: pd.DataFrame) -> None:
     """Every column but `time` identical, the count arrays element by element."""
     assert list(left.columns) == list(right.columns) == COLUMNS
     scalar = [c for c in COLUMNS if c not in ("time", "counts0", "counts")]
-    pd.testing.assert_frame_equal(left[scalar].reset_index(drop=True), right[scalar].reset_index(drop=True),
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(
+        left[scalar].reset_index(drop=True), right[scalar].reset_index(drop=True), check_exact=True
+    )
     for column in ("counts0", "counts"):
         a, b = np.stack(left[column].to_list()), np.stack(right[column].to_list())
         assert a.dtype == b.dtype == np.int64
@@ -114,6 +127,7 @@ def compare(left: pd.DataFrame, right: pd.DataFrame) -> None:
 
 
 # --- noise_draws -------------------------------------------------------------------------------
+
 
 def test_noise_draws_shape_and_distribution():
     draws = noise_draws(SHAPE, 0, 0.5, 3, "estimation", 0, 200)
@@ -126,8 +140,10 @@ def test_noise_draws_shape_and_distribution():
     assert not torch.equal(draws[:BLOCK], draws[BLOCK : 2 * BLOCK])
 
 
-@pytest.mark.parametrize("cuts", [[0, 5, 70, 200], [0, 64, 128, 192, 200], [0, 1, 63, 64, 65, 199, 200],
-                                  [0, 200], list(range(0, 201, 7)) + [200]])
+@pytest.mark.parametrize(
+    "cuts",
+    [[0, 5, 70, 200], [0, 64, 128, 192, 200], [0, 1, 63, 64, 65, 199, 200], [0, 200], list(range(0, 201, 7)) + [200]],
+)
 def test_noise_draws_consistent_across_splits(cuts):
     whole = noise_draws(SHAPE, 11, 0.25, 42, "selection", 0, 200)
     parts = [noise_draws(SHAPE, 11, 0.25, 42, "selection", a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
@@ -156,6 +172,7 @@ def test_noise_draws_depend_on_every_key():
 
 
 # --- sample_counts -----------------------------------------------------------------------------
+
 
 def test_sample_counts_constant_classifiers():
     image = torch.full(SHAPE, 0.5)
@@ -217,6 +234,7 @@ def test_sample_counts_uses_noise_draws():
 
 # --- certify_images ----------------------------------------------------------------------------
 
+
 @pytest.fixture
 def certified_setup(tiny_unet, digits8):
     return one_shot(tiny_unet, 0.5), two_classifiers(), digits8.subset(0, 6)
@@ -227,7 +245,7 @@ def test_certify_images_columns_and_consistency(certified_setup):
     n0, n, alpha = 8, 32, 0.01
     results = certify_images(denoiser, classifiers, data, n0, n, alpha, 0, 16, "cpu")
     assert set(results) == {"first", "second"}
-    for name, table in results.items():
+    for table in results.values():
         assert list(table.columns) == COLUMNS
         assert len(table) == 6
         assert table["idx"].tolist() == data.idx.tolist()
@@ -237,11 +255,15 @@ def test_certify_images_columns_and_consistency(certified_setup):
         assert (table["n"] == n).all()
         for row in table.itertuples():
             assert row.counts0.sum() == n0 and row.counts.sum() == n and len(row.counts) == 10
-            cert = smoothing.certify(row.counts0, row.counts, 0.5, alpha)
-            assert (row.predict, row.radius, row.nA, row.pA_lower) == (cert.predict, cert.radius, cert.nA,
-                                                                     cert.pA_lower)
+            cert = bounds.certify(row.counts0, row.counts, 0.5, alpha)
+            assert (row.predict, row.radius, row.nA, row.pA_lower) == (
+                cert.predict,
+                cert.radius,
+                cert.nA,
+                cert.pA_lower,
+            )
             assert row.nA == row.counts[np.argmax(row.counts0)]
-            assert row.smoothed_predict == smoothing.predict(row.counts, alpha)
+            assert row.smoothed_predict == bounds.predict(row.counts, alpha)
             assert row.time >= 0
     # the sampling time is per image, shared by the classifiers that share the draws
     np.testing.assert_array_equal(results["first"]["time"], results["second"]["time"])
@@ -280,10 +302,12 @@ def test_certify_images_phases_use_their_own_draws():
     data = ImageSet(torch.tensor([5, 9]), torch.tensor([0, 1]), torch.full((2, *SHAPE), 0.5))
     table = certify_images(AddNoise(1.0), {"p": PixelVote()}, data, 64, 64, 0.01, 3, 64, "cpu")["p"]
     for row, idx in zip(table.itertuples(), (5, 9)):
-        selection = sample_counts(AddNoise(1.0), {"p": PixelVote()}, data.images[0], idx, 64, "selection", 3, 64,
-                                  "cpu")["p"]
-        estimation = sample_counts(AddNoise(1.0), {"p": PixelVote()}, data.images[0], idx, 64, "estimation", 3, 64,
-                                   "cpu")["p"]
+        selection = sample_counts(
+            AddNoise(1.0), {"p": PixelVote()}, data.images[0], idx, 64, "selection", 3, 64, "cpu"
+        )["p"]
+        estimation = sample_counts(
+            AddNoise(1.0), {"p": PixelVote()}, data.images[0], idx, 64, "estimation", 3, 64, "cpu"
+        )["p"]
         np.testing.assert_array_equal(row.counts0, selection)
         np.testing.assert_array_equal(row.counts, estimation)
         # the n fresh draws are not the n0 selection draws again
@@ -299,30 +323,51 @@ def test_certify_images_depends_on_seed(certified_setup):
 
 # --- certified.py ------------------------------------------------------------------------------
 
+
 def hand_examples():
-    return pd.DataFrame({
-        "idx": [0, 1, 2, 3, 4, 5],
-        "label": [1, 2, 3, 4, 5, 6],
-        "predict": [1, 2, -1, 4, 0, 6],
-        "radius": [0.5, 0.0, 0.0, 1.25, 0.9, 0.3],
-        "correct": [1, 1, 0, 1, 0, 1],
-        "time": [0.1] * 6,
-    })
+    return pd.DataFrame(
+        {
+            "idx": [0, 1, 2, 3, 4, 5],
+            "label": [1, 2, 3, 4, 5, 6],
+            "predict": [1, 2, -1, 4, 0, 6],
+            "radius": [0.5, 0.0, 0.0, 1.25, 0.9, 0.3],
+            "correct": [1, 1, 0, 1, 0, 1],
+            "time": [0.1] * 6,
+        }
+    )
 
 
-@pytest.mark.parametrize("radius, want", [(0.0, 4 / 6), (0.1, 3 / 6), (0.3, 3 / 6), (0.31, 2 / 6), (0.5, 2 / 6),
-                                          (0.9, 1 / 6), (1.25, 1 / 6), (1.26, 0.0), (5.0, 0.0)])
+@pytest.mark.parametrize(
+    "radius, want",
+    [
+        (0.0, 4 / 6),
+        (0.1, 3 / 6),
+        (0.3, 3 / 6),
+        (0.31, 2 / 6),
+        (0.5, 2 / 6),
+        (0.9, 1 / 6),
+        (1.25, 1 / 6),
+        (1.26, 0.0),
+        (5.0, 0.0),
+    ],
+)
 def test_certified_accuracy_hand_made(radius, want):
     assert certified_accuracy(hand_examples(), radius) == pytest.approx(want)
 
 
 def clean_frame(predicts, radii, labels=None):
     labels = labels or [0] * len(predicts)
-    return pd.DataFrame({
-        "idx": list(range(len(predicts))), "label": labels, "predict": predicts, "radius": radii,
-        "correct": [int(p == y) for p, y in zip(predicts, labels)], "time": 0.0,
-        "smoothed_predict": predicts,
-    })
+    return pd.DataFrame(
+        {
+            "idx": list(range(len(predicts))),
+            "label": labels,
+            "predict": predicts,
+            "radius": radii,
+            "correct": [int(p == y) for p, y in zip(predicts, labels)],
+            "time": 0.0,
+            "smoothed_predict": predicts,
+        }
+    )
 
 
 def small_table():
@@ -330,13 +375,21 @@ def small_table():
         0.25: clean_frame([0, 0, 0, 0, -1], [0.3, 0.2, 0.4, 0.1, 0.0]),  # acc 0.8 at r = 0
         0.5: clean_frame([0, 0, 1, -1, -1], [0.9, 0.6, 0.7, 0.0, 0.0]),  # acc 0.4 at r = 0
     }
-    multiscale = pd.DataFrame({"idx": range(5), "label": 0, "predict": [0, 0, 0, -1, 0],
-                               "radius": [0.8, 0.3, 0.1, 0.0, 0.0], "correct": [1, 1, 1, 0, 1],
-                               "stage": [1, 1, 2, 1, 3]})
+    multiscale = pd.DataFrame(
+        {
+            "idx": range(5),
+            "label": 0,
+            "predict": [0, 0, 0, -1, 0],
+            "radius": [0.8, 0.3, 0.1, 0.0, 0.0],
+            "correct": [1, 1, 1, 0, 1],
+            "stage": [1, 1, 2, 1, 3],
+        }
+    )
     adversarial = clean_frame([0, 0, 0, 2], [0.5, 0.2, 0.8, 0.9])
     adversarial["l2"] = [0.4, 0.4, 0.8, 0.1]  # covered: rows 0 and 2 (row 3 is wrong)
-    return certified_table("resnet18", "ddpm", clean, {("pgd", 0.5, 0.5): adversarial}, [0.0, 0.25, 0.5, 1.0],
-                           multiscale)
+    return certified_table(
+        "resnet18", "ddpm", clean, {("pgd", 0.5, 0.5): adversarial}, [0.0, 0.25, 0.5, 1.0], multiscale
+    )
 
 
 def test_certified_table_rows():
@@ -398,8 +451,10 @@ def test_multiscale_examples_matches_cascade():
     labels = {1: 2, 2: 5, 4: 0, 7: 7}
     by_sigma = {}
     for k, sigma in enumerate((1.0, 0.5, 0.25)):
-        rows = [{"idx": idx, "label": labels[idx], "counts0": plan[idx][k].copy(), "counts": plan[idx][k].copy()}
-                for idx in (4, 1, 7, 2)]
+        rows = [
+            {"idx": idx, "label": labels[idx], "counts0": plan[idx][k].copy(), "counts": plan[idx][k].copy()}
+            for idx in (4, 1, 7, 2)
+        ]
         by_sigma[sigma] = pd.DataFrame(rows).sample(frac=1, random_state=k)
     out = multiscale_examples(by_sigma, 0.01, 0.5)
     assert list(out.columns) == ["idx", "label", "predict", "radius", "correct", "stage"]
@@ -410,8 +465,9 @@ def test_multiscale_examples_matches_cascade():
     assert out["label"].tolist() == [2, 5, 0, 7]
     for row in out.itertuples():
         pick = [by_sigma[s].set_index("idx").loc[row.idx] for s in (1.0, 0.25, 0.5)]
-        cert = smoothing.multiscale_certify([1.0, 0.25, 0.5], [p["counts0"] for p in pick],
-                                            [p["counts"] for p in pick], 0.01, 0.5)
+        cert = bounds.multiscale_certify(
+            [1.0, 0.25, 0.5], [p["counts0"] for p in pick], [p["counts"] for p in pick], 0.01, 0.5
+        )
         assert (row.predict, row.stage) == (cert.predict, cert.stage)
         assert row.radius == pytest.approx(cert.radius, rel=1e-12)
     assert out["radius"][0] > 0 and out["radius"][1] > 0 and out["radius"][2] == out["radius"][3] == 0
@@ -419,8 +475,14 @@ def test_multiscale_examples_matches_cascade():
 
 def test_multiscale_examples_rejects_different_images():
     def frame(ids):
-        return pd.DataFrame({"idx": ids, "label": 0, "counts0": [np.array([5, 0])] * len(ids),
-                             "counts": [np.array([100, 0])] * len(ids)})
+        return pd.DataFrame(
+            {
+                "idx": ids,
+                "label": 0,
+                "counts0": [np.array([5, 0])] * len(ids),
+                "counts": [np.array([100, 0])] * len(ids),
+            }
+        )
 
     with pytest.raises(ValueError):
         multiscale_examples({0.25: frame([0, 1, 2]), 0.5: frame([0, 1, 3])}, 0.01, 0.5)
@@ -437,7 +499,7 @@ def test_write_tsv(tmp_path):
     write_tsv(examples, path)
     lines = path.read_text().splitlines()
     assert lines[0] == "idx\tlabel\tpredict\tradius\tcorrect\ttime"
-    assert TSV_COLUMNS == lines[0].split("\t")
+    assert lines[0].split("\t") == TSV_COLUMNS
     assert len(lines) == 7
     back = pd.read_csv(path, sep="\t")
     assert back["correct"].tolist() == [1, 1, 0, 1, 0, 1]  # per row, never a running total
@@ -445,8 +507,8 @@ def test_write_tsv(tmp_path):
     np.testing.assert_allclose(back["radius"], examples["radius"])
 
 
-def test_latex_certified_structure():
-    tex = latex_certified(small_table(), "Certified accuracy & more", "tab:certified")
+def test_certified_latex_structure():
+    tex = certified_latex(small_table(), "Certified accuracy & more", "tab:certified")
     lines = tex.splitlines()
     for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
         assert rule in lines
@@ -461,11 +523,12 @@ def test_latex_certified_structure():
     assert best[1] == "0.800 (0.800)" and best[3].startswith("0.400 (0.400)")
 
 
-def test_latex_certified_compiles(compile_latex):
-    compile_latex(latex_certified(small_table(), "Certified accuracy, digits_8 & 50% noise", "tab:certified"))
+def test_certified_latex_compiles(compile_latex):
+    compile_latex(certified_latex(small_table(), "Certified accuracy, digits_8 & 50% noise", "tab:certified"))
 
 
 # --- layout.certify_rows -----------------------------------------------------------------------
+
 
 def test_certify_rows():
     assert layout.certify_rows(0, 20, 30, shard_file=False) == [0, 20]
@@ -482,23 +545,36 @@ def test_certify_rows():
 
 # --- certify ----------------------------------------------------------------------------
 
-def test_stage_certify_end_to_end(tmp_path, tiny_unet, digits8):
-    from dds.pipeline.certify import certify as certify_stage
 
+def test_stage_certify_end_to_end(tmp_path, tiny_unet, digits8, monkeypatch):
     from dds.diffusion.ddpm import build_scheduler, save_ddpm
     from dds.io import read_table, write_images
     from dds.models import classifiers as cls
+    from dds.pipeline.certify import certify_clean
 
+    monkeypatch.chdir(tmp_path)  # the stage learns each classifier's name from its path in the workflow's layout
     data = digits8.subset(100, 110)
-    write_images(tmp_path / "eval.parquet", data)
-    save_ddpm(tiny_unet, build_scheduler(LINEAR), tmp_path / "ddpm.safetensors")
+    write_images("eval.parquet", data)
+    save_ddpm(tiny_unet, build_scheduler(LINEAR), "ddpm.safetensors")
     models = two_classifiers()
-    paths = {name: tmp_path / f"{name}.safetensors" for name in models}
+    where = dict(dataset="digits", denoiser="ddpm", sigma=0.5, shard=0)
+    paths = {name: layout.fill(layout.CLASSIFIER, classifier=name, **where) for name in models}
     for name, model in models.items():
         cls.save_classifier(model, paths[name], {"model": "resnet18"}, 1, 10)
     spec = {"n0": 8, "n": 32, "alpha": 0.01, "batch_size": 16}
-    outs = {name: tmp_path / "out" / f"{name}.parquet" for name in models}
-    certify_stage(0.5, spec, 0, "cpu", tmp_path / "eval.parquet", [2, 7], tmp_path / "ddpm.safetensors", paths, outs)
+    outs = {name: layout.fill(layout.CERTIFICATES_CLEAN, classifier=name, **where) for name in models}
+    # in another order than the outputs: each file says which classifier it is for
+    certify_clean(
+        images="eval.parquet",
+        denoiser="ddpm.safetensors",
+        classifiers=list(paths.values())[::-1],
+        certificates=list(outs.values()),
+        spec=spec,
+        rows=[2, 7],
+        sigma=0.5,
+        seed=0,
+        device="cpu",
+    )
 
     direct = certify_images(one_shot(tiny_unet, 0.5), models, data.subset(2, 7), 8, 32, 0.01, 0, 16, "cpu")
     for name in models:
@@ -508,15 +584,72 @@ def test_stage_certify_end_to_end(tmp_path, tiny_unet, digits8):
         assert table["label"].tolist() == data.labels[2:7].tolist()
         assert (table["n"] == 32).all()
         compare(table, direct[name])
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["first.parquet", "second.parquet"]
+    folder = tmp_path / layout.fill(layout.CERTIFY_CLEAN_JOB, **where)
+    assert sorted(p.name for p in folder.iterdir()) == ["first.parquet", "second.parquet"]
 
 
-def test_per_key_splits_a_rules_flat_input_list():
-    from dds.layout import per_key
+def test_certified_table_stage_learns_each_file_from_its_path(tmp_path, monkeypatch):
+    from dds.io import read_table, write_table
+    from dds.pipeline import certify as stages
 
-    files = [f"eps{e}/shard{s}" for e in (0.0, 0.1) for s in (0, 1, 2)]
-    assert per_key(files, [0.0, 0.1]) == {0.0: files[:3], 0.1: files[3:]}
-    pairs = [(s, e) for s in (0.25, 0.5) for e in (0.0, 0.1)]
-    assert per_key(range(8), pairs)[(0.5, 0.0)] == [4, 5]
-    with pytest.raises(ValueError, match="7 files cannot be split evenly over 2 keys"):
-        per_key(range(7), [0.0, 0.1])
+    monkeypatch.chdir(tmp_path)  # the stage reads sigma, attack and epsilon from paths in the workflow's layout
+    rng = np.random.default_rng(0)
+    where = dict(dataset="digits", classifier="clf", denoiser="ddpm")
+
+    def certificates(ids):
+        counts = [rng.multinomial(50, [0.7, 0.2, 0.1]) for _ in ids]
+        return pd.DataFrame(
+            {
+                "idx": ids,
+                "label": 0,
+                "predict": rng.integers(-1, 3, len(ids)),
+                "radius": rng.uniform(0, 1, len(ids)),
+                "correct": rng.integers(0, 2, len(ids)),
+                "time": 0.1,
+                "counts0": counts,
+                "counts": counts,
+            }
+        )
+
+    def written(pattern, table, **values):
+        path = layout.fill(pattern, **where, **values)
+        write_table(table, path)
+        return path
+
+    clean, adversarial, norms, expected_clean, expected_adversarial = [], [], [], {}, {}
+    for sigma in (0.25, 0.5):
+        shards = [certificates([0, 1, 2]), certificates([3, 4])]
+        clean += [written(layout.CERTIFICATES_CLEAN, t, sigma=sigma, shard=s) for s, t in enumerate(shards)]
+        expected_clean[sigma] = pd.concat(shards, ignore_index=True)
+    l2 = [pd.DataFrame({"idx": [0, 1, 2], "l2": [0.1, 0.2, 0.3]}), pd.DataFrame({"idx": [3, 4], "l2": [0.4, 0.5]})]
+    norms += [written(layout.ADVERSARIAL, t, attack="pgd", epsilon=0.1, shard=s) for s, t in enumerate(l2)]
+    for sigma in (0.25, 0.5):
+        shards = [certificates([0, 1, 2]), certificates([3, 4])]
+        adversarial += [
+            written(layout.CERTIFICATES_ADVERSARIAL, t, attack="pgd", epsilon=0.1, sigma=sigma, shard=s)
+            for s, t in enumerate(shards)
+        ]
+        expected_adversarial[("pgd", 0.1, sigma)] = pd.concat(shards, ignore_index=True).merge(pd.concat(l2), on="idx")
+    spec = {"alpha": 0.01, "p0": 0.5, "n": 50, "radii": [0.0, 0.5]}
+    tsv = [layout.fill(layout.CERTIFICATES_TSV, sigma=s, **where) for s in (0.5, 0.25)]
+    # every list in another order than it was written
+    stages.certified_table(
+        clean=clean[::-1],
+        adversarial=adversarial[::-1],
+        norms=norms[::-1],
+        table="table.parquet",
+        tex="table.tex",
+        png="curve.png",
+        svg="curve.svg",
+        tsv=tsv,
+        multiscale="multiscale.parquet",
+        spec=spec,
+        **where,
+    )
+
+    cascade = multiscale_examples(expected_clean, 0.01, 0.5)
+    want = certified_table("clf", "ddpm", expected_clean, expected_adversarial, [0.0, 0.5], cascade)
+    pd.testing.assert_frame_equal(read_table("table.parquet"), want)
+    assert set(want["source"]) == {"clean", "adversarial"} and want["covered"].notna().any()
+    got_tsv = pd.read_csv(tsv[0], sep="\t")
+    np.testing.assert_allclose(got_tsv["radius"], expected_clean[0.5]["radius"], rtol=1e-5)

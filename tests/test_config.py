@@ -33,8 +33,16 @@ def test_shipped_config_validates_and_gets_defaults(config, shipped):
     assert config["batch_size"] == shipped["batch_size"] == 256
     resnet = config["classifiers"]["resnet"]
     assert "epochs" not in shipped["classifiers"]["resnet"]
-    assert resnet == {"model": "resnet18", "kwargs": {}, "epochs": 8, "batch_size": 64, "lr": 0.002,
-                      "weight_decay": 0.05, "augment": False, "pretrained": False}
+    assert resnet == {
+        "model": "resnet18",
+        "kwargs": {},
+        "epochs": 8,
+        "batch_size": 64,
+        "lr": 0.002,
+        "weight_decay": 0.05,
+        "augment": False,
+        "pretrained": False,
+    }
     assert config["classifiers"]["vit"]["epochs"] == 15  # given values are kept
     assert config["classifiers"]["vit"]["lr"] == 0.001
     assert config["classifiers"]["cbam-resnet"]["kwargs"] == {"block_args": {"attn_layer": "cbam"}}
@@ -64,6 +72,7 @@ def set_key(path, value):
         for p in parents:
             c = c[p]
         c[last] = value
+
     return mutate
 
 
@@ -73,6 +82,7 @@ def delete_key(path):
         for p in parents:
             c = c[p]
         del c[last]
+
     return mutate
 
 
@@ -103,16 +113,22 @@ BAD = {
     "classifier name with slash": (add_classifier("res/net"), ["res/net"]),
     "classifier name with space": (add_classifier("res net"), ["res net"]),
     "classifier name with dot": (add_classifier("../up"), ["../up"]),
-    "attack name with slash": (set_key(["attacks", "a/b"], {"method": "pgd_linf", "epsilons": [0.1], "steps": 1,
-                                                            "step_size": 0.1}), ["a/b"]),
+    "attack name with slash": (
+        set_key(["attacks", "a/b"], {"method": "pgd_linf", "epsilons": [0.1], "steps": 1, "step_size": 0.1}),
+        ["a/b"],
+    ),
     "classifier without model": (set_key(["classifiers", "resnet"], {"epochs": 2}), ["'classifiers.resnet'", "model"]),
     "bad device": (set_key(["device"], "gpu"), ["'device'"]),
     "bad cuda index": (set_key(["device"], "cuda:x"), ["'device'"]),
     "device with space": (set_key(["device"], "cuda "), ["'device'"]),
-    "unknown beta schedule": (set_key(["denoisers", "ddpm", "beta_schedule"], "cosine"),
-                              ["'denoisers.ddpm.beta_schedule'", "squaredcos_cap_v2"]),
-    "unknown step mode": (set_key(["attacks", "pgd", "step_mode"], "fraction"), ["'attacks.pgd.step_mode'",
-                                                                                  "'relative'"]),
+    "unknown beta schedule": (
+        set_key(["denoisers", "ddpm", "beta_schedule"], "cosine"),
+        ["'denoisers.ddpm.beta_schedule'", "squaredcos_cap_v2"],
+    ),
+    "unknown step mode": (
+        set_key(["attacks", "pgd", "step_mode"], "fraction"),
+        ["'attacks.pgd.step_mode'", "'relative'"],
+    ),
     "PGD without step size": (delete_key(["attacks", "pgd", "step_size"]), ["attacks.pgd", "'step_size'"]),
     "PGD without steps": (delete_key(["attacks", "pgd", "steps"]), ["attacks.pgd", "'steps'"]),
     "steps given to FGSM": (set_key(["attacks", "pgd", "method"], "fgsm"), ["attacks.pgd", "only apply to PGD"]),
@@ -120,8 +136,13 @@ BAD = {
     "adaptive epsilon not attacked": (set_key(["adaptive", "epsilons"], [0.07]), ["'adaptive.epsilons'", "0.07"]),
     "adaptive unknown target": (set_key(["adaptive", "targets"], ["soft"]), ["'adaptive.targets[0]'", "'smoothed'"]),
     "adaptive zero draws": (set_key(["adaptive", "eot_draws"], 0), ["'adaptive.eot_draws'"]),
-    "adaptive on FGSM": (lambda c: c["attacks"].update(fg={"method": "fgsm", "epsilons": [0.02, 0.05, 0.1]}) or
-                         set_key(["adaptive", "attack"], "fg")(c), ["'adaptive.attack'", "fgsm", "needs a PGD"]),
+    "adaptive on FGSM": (
+        lambda c: (
+            c["attacks"].update(fg={"method": "fgsm", "epsilons": [0.02, 0.05, 0.1]})
+            or set_key(["adaptive", "attack"], "fg")(c)
+        ),
+        ["'adaptive.attack'", "fgsm", "needs a PGD"],
+    ),
     "iterations without epsilon": (delete_key(["iterations", "epsilon"]), ["'iterations'", "epsilon"]),
     "iterations empty steps": (set_key(["iterations", "steps"], []), ["'iterations.steps'"]),
     "iterations duplicate steps": (set_key(["iterations", "steps"], [5, 5]), ["'iterations.steps'"]),
@@ -129,18 +150,26 @@ BAD = {
     "sigma as text": (set_key(["sigmas"], ["0.25"]), ["'sigmas[0]'"]),
     "infinite sigma": (set_key(["sigmas"], [float("inf")]), ["'sigmas[0]'", "inf", "finite"]),
     "NaN epsilon": (set_key(["attacks", "pgd", "epsilons"], [float("nan")]), ["'attacks.pgd.epsilons[0]'", "finite"]),
-    "infinite L2 epsilon": (lambda c: c["attacks"]["pgd"].update(method="pgd_l2", epsilons=[float("inf")]),
-                            ["'attacks.pgd.epsilons[0]'", "finite"]),
+    "infinite L2 epsilon": (
+        lambda c: c["attacks"]["pgd"].update(method="pgd_l2", epsilons=[float("inf")]),
+        ["'attacks.pgd.epsilons[0]'", "finite"],
+    ),
     "empty sigma grid": (set_key(["sigmas"], []), ["'sigmas'"]),
     "attention epsilon not attacked": (set_key(["attention", "epsilons"], [0.3]), ["'attention.epsilons'", "0.3"]),
     "attention sigma not in sigmas": (set_key(["attention", "sigmas"], [0.75]), ["'attention.sigmas'", "0.75"]),
     "attention on unknown attack": (set_key(["attention", "attack"], "cw"), ["'attention.attack'", "'cw'"]),
-    "feature denoising unknown variant": (set_key(["classifiers", "resnet", "feature_denoising"], {"variant": "gauss"}),
-                                          ["'classifiers.resnet.feature_denoising.variant'", "'softmax'"]),
-    "feature denoising stage 5": (set_key(["classifiers", "resnet", "feature_denoising"], {"stages": [5]}),
-                                  ["'classifiers.resnet.feature_denoising.stages[0]'"]),
-    "adversarial fraction above 1": (set_key(["classifiers", "resnet", "adversarial_training"], {"fraction": 1.5}),
-                                     ["'classifiers.resnet.adversarial_training.fraction'"]),
+    "feature denoising unknown variant": (
+        set_key(["classifiers", "resnet", "feature_denoising"], {"variant": "gauss"}),
+        ["'classifiers.resnet.feature_denoising.variant'", "'softmax'"],
+    ),
+    "feature denoising stage 5": (
+        set_key(["classifiers", "resnet", "feature_denoising"], {"stages": [5]}),
+        ["'classifiers.resnet.feature_denoising.stages[0]'"],
+    ),
+    "adversarial fraction above 1": (
+        set_key(["classifiers", "resnet", "adversarial_training"], {"fraction": 1.5}),
+        ["'classifiers.resnet.adversarial_training.fraction'"],
+    ),
 }
 
 
@@ -169,23 +198,33 @@ def without_pgd_sweeps(config):
 GOOD = {
     "largest sigma": set_key(["sigmas"], [10]),
     "integer sigma": set_key(["sigmas"], [1]),
-    "epsilon bounds": lambda c: (set_key(["attacks", "pgd", "epsilons"], [0, 1])(c),
-                                 set_key(["certify", "epsilons"], [1])(c), set_key(["adaptive", "epsilons"], [1])(c),
-                                 set_key(["attention", "epsilons"], [1])(c)),
+    "epsilon bounds": lambda c: (
+        set_key(["attacks", "pgd", "epsilons"], [0, 1])(c),
+        set_key(["certify", "epsilons"], [1])(c),
+        set_key(["adaptive", "epsilons"], [1])(c),
+        set_key(["attention", "epsilons"], [1])(c),
+    ),
     "cuda index": set_key(["device"], "cuda:1"),
     "cpu": set_key(["device"], "cpu"),
     "name with digits and dash": add_classifier("res-net-2"),
     "absolute step": lambda c: c["attacks"]["pgd"].update(step_size=2 / 255, step_mode="absolute"),
-    "L2 epsilon above 1": lambda c: (c["attacks"]["pgd"].update(method="pgd_l2", epsilons=[0.02, 2.0]),
-                                     set_key(["adaptive", "epsilons"], [2.0])(c),
-                                     set_key(["attention", "epsilons"], [2.0])(c)),
-    "FGSM without steps": lambda c: (c.update(attacks={"fgsm": {"method": "fgsm", "epsilons": [0.02]}}),
-                                     without_pgd_sweeps(c)),
-    "AutoAttack": lambda c: (c.update(attacks={"aa": {"method": "autoattack_linf", "epsilons": [0.02]}}),
-                             without_pgd_sweeps(c)),
+    "L2 epsilon above 1": lambda c: (
+        c["attacks"]["pgd"].update(method="pgd_l2", epsilons=[0.02, 2.0]),
+        set_key(["adaptive", "epsilons"], [2.0])(c),
+        set_key(["attention", "epsilons"], [2.0])(c),
+    ),
+    "FGSM without steps": lambda c: (
+        c.update(attacks={"fgsm": {"method": "fgsm", "epsilons": [0.02]}}),
+        without_pgd_sweeps(c),
+    ),
+    "AutoAttack": lambda c: (
+        c.update(attacks={"aa": {"method": "autoattack_linf", "epsilons": [0.02]}}),
+        without_pgd_sweeps(c),
+    ),
     "adaptive L2 PGD": lambda c: c["attacks"]["pgd"].update(method="pgd_l2"),
-    "sweeps off need no attack": lambda c: c.update(iterations={"enabled": False}, adaptive={"enabled": False},
-                                                    attention={"enabled": False}),
+    "sweeps off need no attack": lambda c: c.update(
+        iterations={"enabled": False}, adaptive={"enabled": False}, attention={"enabled": False}
+    ),
     "cosine schedule": set_key(["denoisers", "ddpm", "beta_schedule"], "squaredcos_cap_v2"),
 }
 

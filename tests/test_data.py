@@ -89,8 +89,11 @@ def test_fingerprint_sees_every_part(digits8):
     labels[0] = (labels[0] + 1) % 10
     idx = part.idx.clone()
     idx[0] = 9999
-    for changed in (ImageSet(part.idx, part.labels, images), ImageSet(part.idx, labels, part.images),
-                    ImageSet(idx, part.labels, part.images)):
+    for changed in (
+        ImageSet(part.idx, part.labels, images),
+        ImageSet(part.idx, labels, part.images),
+        ImageSet(idx, part.labels, part.images),
+    ):
         assert fingerprint(changed) != base
 
 
@@ -110,10 +113,23 @@ def test_manifest_is_consistent(digits8):
 
 def test_sample_stage_files_match_manifest(tmp_path):
     paths = [tmp_path / "train.parquet", tmp_path / "eval.parquet", tmp_path / "manifest.json"]
-    sample({"name": "digits", "image_size": 8, "eval_size": 100}, 5, *paths)
+    sample(
+        train=paths[0],
+        eval=paths[1],
+        manifest=paths[2],
+        dataset={"name": "digits", "image_size": 8, "eval_size": 100},
+        seed=5,
+    )
     train, evaluation, m = read_images(paths[0]), read_images(paths[1]), read_json(paths[2])
     assert m["train"]["count"] == len(train) == 1697 and m["eval"]["count"] == len(evaluation) == 100
     assert m["train"]["sha256"] == fingerprint(train)
     assert m["eval"]["sha256"] == fingerprint(evaluation)
     expected_train, expected_eval = split(load_digits(8), 100, 5)
     assert torch.equal(evaluation.idx, expected_eval.idx) and torch.equal(evaluation.images, expected_eval.images)
+
+
+def test_sample_takes_the_training_split_and_a_stratified_test_sample(cifar_sample):
+    train, evaluation = (read_images(p) for p in cifar_sample)
+    assert len(train) == 40 and torch.equal(train.idx, torch.arange(40))
+    assert len(evaluation) == 20 and evaluation.images.shape[1:] == (3, 32, 32)
+    assert evaluation.idx.max() < 60  # positions in the test split

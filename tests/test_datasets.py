@@ -35,12 +35,19 @@ def write_cifar10(root, per_batch=4, test_size=20, seed=0):
     for name, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", test_size)]:
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)  # rows: R plane, G plane, B plane
         labels = [int(v) for v in rng.integers(0, 10, size=n)]
-        entry = {"batch_label": name, "labels": labels, "data": data,
-                 "filenames": [f"{name}_{i}.png" for i in range(n)]}
+        entry = {
+            "batch_label": name,
+            "labels": labels,
+            "data": data,
+            "filenames": [f"{name}_{i}.png" for i in range(n)],
+        }
         (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
         batches[name] = (data, labels)
-    meta = {"num_cases_per_batch": per_batch, "num_vis": 3072,
-            "label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]}
+    meta = {
+        "num_cases_per_batch": per_batch,
+        "num_vis": 3072,
+        "label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+    }
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
     return batches
 
@@ -194,13 +201,29 @@ def write_flat(root, n=6):
 def write_devkit_meta(path, leaves=1000):
     """A devkit meta.mat whose ILSVRC2012 ids run in reverse synset order (the real ids are not
     in sorted order either), plus two non-leaf synsets."""
-    fields = ["ILSVRC2012_ID", "WNID", "words", "gloss", "num_children", "children", "wordnet_height",
-              "num_train_images"]
+    fields = [
+        "ILSVRC2012_ID",
+        "WNID",
+        "words",
+        "gloss",
+        "num_children",
+        "children",
+        "wordnet_height",
+        "num_train_images",
+    ]
     rows = [(1000 - k, SYNSETS[k], 0) for k in range(leaves)] + [(1001, "n00001740", 2), (1002, "n00002137", 5)]
     table = np.zeros((len(rows), 1), dtype=[(f, "O") for f in fields])
     for r, (i, wnid, children) in enumerate(rows):
-        table[r, 0] = (np.array([[i]], dtype=np.uint16), np.array([wnid]), np.array(["w"]), np.array(["g"]),
-                       np.array([[children]], dtype=np.uint8), np.zeros((1, 0)), np.array([[0]]), np.array([[1]]))
+        table[r, 0] = (
+            np.array([[i]], dtype=np.uint16),
+            np.array([wnid]),
+            np.array(["w"]),
+            np.array(["g"]),
+            np.array([[children]], dtype=np.uint8),
+            np.zeros((1, 0)),
+            np.array([[0]]),
+            np.array([[1]]),
+        )
     scipy.io.savemat(str(path), {"synsets": table})
 
 
@@ -234,7 +257,8 @@ def test_flat_layout_with_a_mapping_file(tmp_path, style):
     if style == "kaggle csv":
         lines = ["ImageId,PredictionString"] + [  # boxes: synset x0 y0 x1 y1, repeated
             f"ILSVRC2012_val_{i:08d},{SYNSETS[CLASSES[i % 4]]} 1 2 30 40 {SYNSETS[CLASSES[i % 4]]} 5 6 7 8"
-            for i in order]
+            for i in order
+        ]
     else:
         lines = [f"ILSVRC2012_val_{i:08d}.JPEG {SYNSETS[CLASSES[i % 4]]}" for i in order]
     mapping = tmp_path / "map.txt"
@@ -247,10 +271,11 @@ def test_label_file_errors_are_clear(tmp_path):
     expected = write_flat(root)
     labels = tmp_path / "labels.txt"
 
-    def fails(text, message):
+    def fails(text, message, culprit=labels):
         labels.write_text(text)
-        with pytest.raises(DataFileError, match=message):
+        with pytest.raises(DataFileError, match=message) as info:
             index_imagenet_val(root, labels, require_all_classes=False)
+        assert str(culprit) in str(info.value)  # the file to fix is named
 
     synset_lines = [SYNSETS[c] for c in expected]
     fails("\n".join(synset_lines[:5]), "5 labels for 6 images")
@@ -259,7 +284,7 @@ def test_label_file_errors_are_clear(tmp_path):
     fails("\n".join(f"ILSVRC2012_val_{i:08d},{SYNSETS[0]}" for i in range(1, 6)), "no label for 1 of the 6 images")
     fails("file,label\nILSVRC2012_val_00000001.JPEG,65\n", "integer labels are ambiguous")
     write_devkit_meta(tmp_path / "meta.mat", leaves=999)
-    fails("\n".join(["1"] * 6), "ids 1..1000")
+    fails("\n".join(["1"] * 6), "ids 1..1000", culprit=tmp_path / "meta.mat")
 
 
 def test_per_line_labels_need_the_official_names(tmp_path):

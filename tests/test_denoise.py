@@ -1,4 +1,4 @@
-"""One-shot diffusion denoising (DESIGN.md 1.1): timestep selection, the denoiser with an
+"""One-shot diffusion denoising (docs/science.md §1.1): timestep selection, the denoiser with an
 oracle epsilon network, gradients through a real UNet, and the per-image noise draws."""
 
 import math
@@ -11,6 +11,7 @@ from diffusers import DDPMScheduler
 from torch import nn
 
 from dds.diffusion.one_shot import OneShotDenoiser, image_noise, sigma_timestep
+from dds.diffusion.schedules import alphas_cumprod
 
 SIGMAS = [0.12, 0.25, 0.5, 1.0]
 
@@ -23,6 +24,7 @@ def linear_abar(T=1000):
 
 def cosine_abar(T=4000, s=0.008):
     """alphas_cumprod of the improved-diffusion cosine schedule (betas capped at 0.999)."""
+
     def f(t):
         return math.cos(((t / T) + s) / (1 + s) * math.pi / 2) ** 2
 
@@ -51,6 +53,19 @@ def test_sigma_timestep_matches_formula(schedule, sigma):
     assert ratio[t] >= 2 * sigma
     assert ratio[t - 1] < 2 * sigma
     assert t == brute_force_t(abar, sigma)
+
+
+@pytest.mark.parametrize("sigma, expected", [(0.25, 1158), (0.5, 1984), (1.0, 2809)])
+def test_sigma_timestep_on_the_official_cosine_schedule(sigma, expected):
+    """The timesteps of the CIFAR-10 checkpoint's 4000-step cosine schedule. Closed form:
+    abar[t] = f((t+1)/T) / f(0), f(u) = cos((u + s) / (1 + s) pi/2)^2, s = 0.008, and t* is the
+    first t with abar[t] <= 1 / (1 + 4 sigma^2): t* = ceil(T u*) - 1 with
+    u* = (2/pi)(1+s) arccos(sqrt(f(0) / (1 + 4 sigma^2))) - s."""
+    abar = alphas_cumprod("cosine", 4000)
+    t = sigma_timestep(abar, sigma)
+    assert t == expected
+    ratio = torch.sqrt((1 - abar) / abar)
+    assert ratio[t] >= 2 * sigma > ratio[t - 1]
 
 
 def test_sigma_timestep_grows_with_sigma():
@@ -160,8 +175,9 @@ def test_output_is_resized(size):
     sigma = 0.25
     gen = torch.Generator().manual_seed(4)
     x, n = torch.rand((2, 1, 8, 8), generator=gen), torch.randn((2, 1, 8, 8), generator=gen)
-    denoiser = OneShotDenoiser(Oracle(x, abar, brute_force_t(abar, sigma)), torch.from_numpy(abar), sigma,
-                               output_size=size)
+    denoiser = OneShotDenoiser(
+        Oracle(x, abar, brute_force_t(abar, sigma)), torch.from_numpy(abar), sigma, output_size=size
+    )
     out = denoiser(x, n)
     assert out.shape == (2, 1, *size)
     expected = F.interpolate(x, size=size, mode="bilinear", align_corners=False)

@@ -21,8 +21,11 @@ def randomise(module: torch.nn.Module, seed: int = 1) -> None:
     with torch.no_grad():
         for name, tensor in module.state_dict().items():
             if tensor.is_floating_point():
-                tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5 if "running_var" in name
-                             else torch.randn(tensor.shape, generator=gen) * 0.5)
+                tensor.copy_(
+                    torch.rand(tensor.shape, generator=gen) + 0.5
+                    if "running_var" in name
+                    else torch.randn(tensor.shape, generator=gen) * 0.5
+                )
 
 
 @pytest.mark.parametrize("variant", ["softmax", "dot"])
@@ -106,13 +109,16 @@ def test_blocks_only_after_the_chosen_stages():
     assert names == ["net.layer2.2", "net.layer4.2"]
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"variant": "gaussian", "stages": [1]}, "feature_denoising.variant"),
-    ({"variant": "softmax", "stages": []}, "feature_denoising.stages"),
-    ({"variant": "softmax", "stages": [0, 5]}, "feature_denoising.stages"),
-    ({"variant": "softmax", "stages": [2, 2]}, "feature_denoising.stages"),
-    ({"variant": "softmax", "stages": [1], "embed": False}, "unknown key"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"variant": "gaussian", "stages": [1]}, "feature_denoising.variant"),
+        ({"variant": "softmax", "stages": []}, "feature_denoising.stages"),
+        ({"variant": "softmax", "stages": [0, 5]}, "feature_denoising.stages"),
+        ({"variant": "softmax", "stages": [2, 2]}, "feature_denoising.stages"),
+        ({"variant": "softmax", "stages": [1], "embed": False}, "unknown key"),
+    ],
+)
 def test_bad_specs_name_the_key(spec, message):
     with pytest.raises(ValueError, match=message):
         build(feature_denoising=spec)

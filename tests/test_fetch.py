@@ -10,17 +10,17 @@ import threading
 
 import pytest
 import torch
-from test_openai_unet import official_state_dict, small_spec
 
-from dds.diffusion import openai_unet
+from dds.diffusion import checkpoints
+from dds.diffusion.loading import load_denoiser
 from dds.diffusion.one_shot import sigma_timestep
 from dds.diffusion.schedules import alphas_cumprod
 from dds.fetch import download
 from dds.io import DataFileError, ImageSet, load_tensors, read_images, read_json, read_table, write_images
 from dds.models.classifiers import build_classifier, save_classifier
-from dds.diffusion.loading import load_denoiser
-from dds.pipeline.denoise import denoise
-from dds.pipeline.denoisers import fetch_checkpoint, openai_denoiser
+from dds.pipeline.denoise import denoise_and_classify
+from dds.pipeline.denoisers import fetch_denoiser, openai_denoiser
+from test_openai_unet import official_state_dict, small_spec
 
 NAME = "cifar10_uncond_50M_500K"
 PAYLOAD = bytes(range(256)) * 5000  # 1.28 MB: several chunks
@@ -78,7 +78,7 @@ def test_file_url_without_sha256_logs_the_digest(tmp_path, caplog):
     source.write_bytes(PAYLOAD)
     target = tmp_path / "out" / "copy.pt"
     with caplog.at_level(logging.WARNING):
-        fetch_checkpoint(source.as_uri(), None, target)
+        fetch_denoiser(checkpoint=target, url=source.as_uri(), sha256=None)
     assert target.read_bytes() == PAYLOAD
     assert f"sha256: {hashlib.sha256(PAYLOAD).hexdigest()}" in caplog.text
 
@@ -91,7 +91,7 @@ STATES = [official_state_dict(NAME, seed) for seed in (0, 1)]
 def tiny_checkpoint(tmp_path, monkeypatch):
     """A reduced-width checkpoint saved as a plain state dict with torch.save, and the
     registry's spec of that name narrowed to match."""
-    monkeypatch.setitem(openai_unet.CHECKPOINTS, NAME, small_spec(NAME))
+    monkeypatch.setitem(checkpoints.CHECKPOINTS, NAME, small_spec(NAME))
     path = tmp_path / "tiny.pt"
     torch.save(STATES[0], path)
     return path
@@ -100,7 +100,7 @@ def tiny_checkpoint(tmp_path, monkeypatch):
 def describe(path, tmp_path, sha256=None):
     spec = {"kind": "openai", "checkpoint": NAME, "url": path.as_uri(), "sha256": sha256}
     weights, metrics = tmp_path / "denoiser.safetensors", tmp_path / "denoiser.json"
-    openai_denoiser("improved", spec, path, weights, metrics)
+    openai_denoiser(checkpoint=path, weights=weights, metrics=metrics, name="improved", spec=spec)
     return weights, read_json(metrics)
 
 
@@ -108,8 +108,12 @@ def test_the_reference_records_the_checkpoint_and_denoises(tiny_checkpoint, tmp_
     digest = hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
     weights, metrics = describe(tiny_checkpoint, tmp_path, digest)
     tensors, meta = load_tensors(weights)
-    assert tensors == {} and meta == {"kind": "openai", "checkpoint": NAME, "path": str(tiny_checkpoint),
-                                      "sha256": digest}
+    assert tensors == {} and meta == {
+        "kind": "openai",
+        "checkpoint": NAME,
+        "path": str(tiny_checkpoint),
+        "sha256": digest,
+    }
     assert metrics["sha256_from"] == "config" and metrics["num_timesteps"] == 4000
     assert metrics["parameters"] == sum(v.numel() for v in STATES[0].values())
     denoiser = load_denoiser(weights, 0.25, "cpu")  # dispatches on the file's kind
@@ -118,10 +122,20 @@ def test_the_reference_records_the_checkpoint_and_denoises(tiny_checkpoint, tmp_
     images = ImageSet(torch.arange(3), torch.tensor([0, 1, 2]), torch.rand(3, 3, 32, 32))
     write_images(tmp_path / "in.parquet", images)
     clf = tmp_path / "clf.safetensors"
-    save_classifier(build_classifier("resnet18", {}, 3, 10, [0.5] * 3, [0.25] * 3), clf,
-                    {"model": "resnet18", "kwargs": {}}, 3, 10)
-    denoise(0.25, 0, 2, "cpu", tmp_path / "in.parquet", weights, clf, tmp_path / "out.parquet",
-                   tmp_path / "predictions.parquet")
+    save_classifier(
+        build_classifier("resnet18", {}, 3, 10, [0.5] * 3, [0.25] * 3), clf, {"model": "resnet18", "kwargs": {}}, 3, 10
+    )
+    denoise_and_classify(
+        images=tmp_path / "in.parquet",
+        denoiser=weights,
+        classifier=clf,
+        denoised=tmp_path / "out.parquet",
+        predictions=tmp_path / "predictions.parquet",
+        sigma=0.25,
+        seed=0,
+        batch_size=2,
+        device="cpu",
+    )
     out = read_images(tmp_path / "out.parquet")
     assert out.images.shape == (3, 3, 32, 32) and torch.equal(out.idx, images.idx)
     assert read_table(tmp_path / "predictions.parquet")["idx"].tolist() == [0, 1, 2]

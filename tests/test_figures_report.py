@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import made_up_accuracy
 from dds.io import DataFileError
 from dds.reporting.figures import accuracy_figure, comparison_figure, examples_figure
 from dds.reporting.html import provenance, render_report, write_report
@@ -17,23 +18,17 @@ BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\
 
 
 def made_up_tables(classifiers=("resnet50", EVIL), sigmas=(0.25, 0.5), epsilons=(0.0, 0.01, 0.05)):
-    rows = []
-    for c, classifier in enumerate(classifiers):
-        for sigma in sigmas:
-            for eps in epsilons:
-                rows.append({
-                    "classifier": classifier, "attack": "pgd", "denoiser": "ddpm", "sigma": sigma, "epsilon": eps,
-                    "clean_acc": 0.85 - 0.02 * c, "pgd_acc": max(0.0, 0.85 - 12 * eps),
-                    "denoised_acc": 0.8 - sigma / 4 - eps, "linf_max": eps, "l2_max": 30 * eps, "l2_mean": 20 * eps, "n": 64,
-                })
-    return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
+    return made_up_accuracy(classifiers, sigmas, epsilons)
 
 
 def made_up_resources():
-    return pd.DataFrame([
-        {"stage": "attack", "jobs": 4, "total_s": 120.5, "max_s": 40.25, "peak_rss_mib": 2048.0},
-        {"stage": EVIL, "jobs": 1, "total_s": 1.0, "max_s": 1.0, "peak_rss_mib": float("nan")},
-    ], columns=RESOURCE_COLUMNS)
+    return pd.DataFrame(
+        [
+            {"stage": "attack", "jobs": 4, "total_s": 120.5, "max_s": 40.25, "peak_rss_mib": 2048.0},
+            {"stage": EVIL, "jobs": 1, "total_s": 1.0, "max_s": 1.0, "peak_rss_mib": float("nan")},
+        ],
+        columns=RESOURCE_COLUMNS,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +50,16 @@ def test_figures_are_written(figure_files):
 
 
 def test_defence_panels_draw_one_line_per_defence_per_classifier():
-    from dds.reporting.figures import _defence_panels
+    from dds.reporting.plotting import defence_panels
 
-    rows = [{"classifier": c, "defence": d, "epsilon": e, "accuracy": a + e}
-            for c in ("vit", "resnet") for d, a in (("sigma=0.25", 0.5), ("none", 0.1)) for e in (0.0, 0.1)]
+    rows = [
+        {"classifier": c, "defence": d, "epsilon": e, "accuracy": a + e}
+        for c in ("vit", "resnet")
+        for d, a in (("sigma=0.25", 0.5), ("none", 0.1))
+        for e in (0.0, 0.1)
+    ]
     rows.append({"classifier": "vit", "defence": "none", "epsilon": 0.1, "accuracy": 0.4})  # a second row: mean
-    fig, panels = _defence_panels(pd.DataFrame(rows), "epsilon", "tab10", none_color="black")
+    fig, panels = defence_panels(pd.DataFrame(rows), "epsilon", "tab10", none_color="black")
     assert [name for _, name, _ in panels] == ["resnet", "vit"]
     for ax, name, panel_rows in panels:
         assert set(panel_rows["classifier"]) == {name}
@@ -85,12 +84,20 @@ def test_examples_figure_checks_images(tmp_path):
 
 
 def render(figure_files, config=None, prov=None):
-    figures = [("Accuracy", figure_files / "acc.png", "Accuracy of resnet50"),
-               ("Comparison", figure_files / "cmp.png", f"caption {EVIL}"),
-               ("Examples", figure_files / "ex.png", "Example images")]
-    return render_report(made_up_tables(), figures, made_up_resources(),
-                         config or {"classifiers": [EVIL], "seed": 1}, prov or {"git_commit": "abc"}, f"dds {EVIL}",
-                         models=[{"name": EVIL, "kind": "classifier", "metrics": {"heldout_accuracy": 0.98765, "epochs": 8}}])
+    figures = [
+        ("Accuracy", figure_files / "acc.png", "Accuracy of resnet50"),
+        ("Comparison", figure_files / "cmp.png", f"caption {EVIL}"),
+        ("Examples", figure_files / "ex.png", "Example images"),
+    ]
+    return render_report(
+        made_up_tables(),
+        figures,
+        made_up_resources(),
+        config or {"classifiers": [EVIL], "seed": 1},
+        prov or {"git_commit": "abc"},
+        f"dds {EVIL}",
+        models=[{"name": EVIL, "kind": "classifier", "metrics": {"heldout_accuracy": 0.98765, "epochs": 8}}],
+    )
 
 
 def test_report_escapes_names_config_and_captions(figure_files):
@@ -111,7 +118,7 @@ def test_report_embeds_every_figure(figure_files):
     assert [base64.b64decode(data) for data in embedded] == [
         (figure_files / name).read_bytes() for name in ("acc.png", "cmp.png", "ex.png")
     ]
-    assert "src=\"http" not in html and "<link" not in html  # nothing fetched from elsewhere
+    assert 'src="http' not in html and "<link" not in html  # nothing fetched from elsewhere
 
 
 def test_report_tables_content(figure_files):
@@ -176,8 +183,11 @@ def test_stage_resources(tmp_path):
         benchmark(tmp_path / "a1.tsv", (20.0, "0:00:20", 1024.0, 1900, 900, 920, 1.0, 2.0, 95.0, 19.0)),
     ]
     tiny = [benchmark(tmp_path / "s0.tsv", (0.2, "0:00:00", "NA", "NA", "NA", "NA", "NA", "NA", "NA", "NA"))]
-    repeated = [benchmark(tmp_path / "r0.tsv", (3.0, "0:00:03", 10, 1, 1, 1, 0, 0, 1, 1),
-                          (5.0, "0:00:05", 30, 1, 1, 1, 0, 0, 1, 1))]
+    repeated = [
+        benchmark(
+            tmp_path / "r0.tsv", (3.0, "0:00:03", 10, 1, 1, 1, 0, 0, 1, 1), (5.0, "0:00:05", 30, 1, 1, 1, 0, 0, 1, 1)
+        )
+    ]
     df = stage_resources({"attack": attack, "sample": tiny, "denoise": repeated})
     assert list(df.columns) == RESOURCE_COLUMNS
     assert df["stage"].tolist() == ["attack", "sample", "denoise"]
@@ -187,13 +197,16 @@ def test_stage_resources(tmp_path):
     assert df["peak_rss_mib"][0] == 1024.0 and math.isnan(df["peak_rss_mib"][1]) and df["peak_rss_mib"][2] == 30.0
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "benchmark file not found"),
-    ("", "not a Snakemake benchmark TSV"),
-    (BENCHMARK_HEADER, "benchmark file has a header but no data row"),
-    ("seconds\tmemory\n1\t2\n", r"benchmark file lacks column\(s\) \['s', 'max_rss'\]"),
-    (BENCHMARK_HEADER + "fast\t0:00:01\t1\t1\t1\t1\t1\t1\t1\t1\n", "column 's' holds the non-numeric value 'fast'"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "benchmark file not found"),
+        ("", "not a Snakemake benchmark TSV"),
+        (BENCHMARK_HEADER, "benchmark file has a header but no data row"),
+        ("seconds\tmemory\n1\t2\n", r"benchmark file lacks column\(s\) \['s', 'max_rss'\]"),
+        (BENCHMARK_HEADER + "fast\t0:00:01\t1\t1\t1\t1\t1\t1\t1\t1\n", "column 's' holds the non-numeric value 'fast'"),
+    ],
+)
 def test_stage_resources_bad_file(tmp_path, content, message):
     path = tmp_path / "bench.tsv"
     if content is not None:
@@ -210,9 +223,31 @@ def test_report_lists_each_models_training_record(figure_files):
 
 def test_report_renders_further_sections_escaped(figure_files):
     figures = [("Accuracy", figure_files / "acc.png", "c")]
-    section = {"title": "Certification", "caption": f"about {EVIL}",
-               "tables": [{"caption": "resnet", "columns": ["Method", "r=0"], "rows": [["sigma=0.25", "0.950"]]}]}
+    section = {
+        "title": "Certification",
+        "caption": f"about {EVIL}",
+        "tables": [{"caption": "resnet", "columns": ["Method", "r=0"], "rows": [["sigma=0.25", "0.950"]]}],
+    }
     html = render_report(made_up_tables(), figures, made_up_resources(), {}, {}, "t", sections=[section])
-    assert "<h2 id=\"section-1\">Certification</h2>" in html
-    assert "<td class=\"name\">sigma=0.25</td><td>0.950</td>" in html
+    assert '<h2 id="section-1">Certification</h2>' in html
+    assert '<td class="name">sigma=0.25</td><td>0.950</td>' in html
     assert "<script" not in html
+
+
+def test_report_figures_are_found_by_model_names_with_hyphens():
+    from dds import layout
+    from dds.reporting.contents import by_keys
+
+    config = {
+        "classifiers": {"resnet50": {}, "resnet50-cbam": {}},
+        "denoisers": {"improved-diffusion": {}},
+        "attacks": {"pgd": {}},
+    }
+    pngs = [
+        layout.fill(layout.ACCURACY_PNG, dataset="d", classifier=c, attack="pgd", denoiser="improved-diffusion")
+        for c in config["classifiers"]
+    ]
+    assert list(by_keys(pngs, layout.ACCURACY_PNG, config, "classifier", "attack", "denoiser")) == [
+        ("resnet50", "pgd", "improved-diffusion"),
+        ("resnet50-cbam", "pgd", "improved-diffusion"),
+    ]

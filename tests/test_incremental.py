@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import REPO, fields, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -43,20 +44,38 @@ def test_adding_a_sigma_plans_only_its_jobs_and_the_aggregates(finished_run):
     assert {w["sigma"] for _, w in jobs if "sigma" in w} == {"0.75"}
     # per new sigma: 2 epsilons x 2 shards x 2 classifiers denoised and classified; clean
     # certification of 2 shards, the attacked set's of 2 shards per classifier; the adaptive
-    # attack at it; the jobs that sweep every sigma in one (iterations, transfer); aggregates
+    # attack at it; the jobs that sweep every sigma in one (iterations_sweep, transfer_matrix); aggregates
     assert counts(jobs) == {
-        "denoise": 8, "certify_clean": 2, "certify_adversarial": 4, "adaptive": 2,
-        "iterations": 2, "transfer": 2, "accuracy_table": 2, "summary": 1, "examples": 1, "certified_table": 2,
-        "adaptive_table": 1, "iterations_table": 1, "transfer_table": 1, "defences": 1, "report": 1, "all": 1}
+        "denoise_and_classify": 8,
+        "certify_clean": 2,
+        "certify_adversarial": 4,
+        "adaptive_attack": 2,
+        "iterations_sweep": 2,
+        "transfer_matrix": 2,
+        "accuracy_table": 2,
+        "accuracy_summary": 1,
+        "examples_figure": 1,
+        "certified_table": 2,
+        "adaptive_table": 1,
+        "iterations_table": 1,
+        "transfer_table": 1,
+        "defences_table": 1,
+        "report": 1,
+        "all": 1,
+    }
 
 
 def test_a_pgd_parameter_reruns_the_attacks_and_what_follows_not_training(finished_run):
     pgd = yaml.safe_load((finished_run / "config.yaml").read_text())["attacks"]["pgd"]
-    jobs = counts(planned(finished_run, *overlay(finished_run, "more-steps.yaml",
-                                                 {"attacks": {"pgd": {**pgd, "steps": pgd["steps"] + 1}}})))
+    jobs = counts(
+        planned(
+            finished_run,
+            *overlay(finished_run, "more-steps.yaml", {"attacks": {"pgd": {**pgd, "steps": pgd["steps"] + 1}}}),
+        )
+    )
     assert not TRAINING & set(jobs)
     # every attack (2 classifiers x 2 epsilons x 2 shards) and everything made from its images
-    assert jobs["attack"] == 8 and jobs["denoise"] == 16 and jobs["classify_undefended"] == 8
+    assert jobs["attack"] == 8 and jobs["denoise_and_classify"] == 16 and jobs["classify_undefended"] == 8
     assert {"certify_adversarial", "blur_adversarial", "accuracy_table", "report"} <= set(jobs)
 
 

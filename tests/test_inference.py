@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, TINY_UNET
 
+from conftest import REPO, TINY_UNET
 from dds.config import ConfigError
-from dds.diffusion import ddpm as diffusion
+from dds.diffusion import ddpm
 from dds.diffusion.one_shot import OneShotDenoiser
 from dds.evaluation.inference import DEFAULTS, Inference, resolve
 from dds.io import ImageSet, read_table, write_images
 from dds.models import classifiers
-from dds.pipeline.classify import predict
+from dds.pipeline.classify import classify_undefended
 from dds.smoothing.sampling import sample_counts
 
 CPU = torch.device("cpu")
@@ -35,8 +35,8 @@ PREDICTION_AGREEMENT = 0.95
 def tiny_denoiser(settings: Inference | None, sigma: float) -> OneShotDenoiser:
     """A tiny random DDPM's one-shot denoiser, its network prepared with `settings` (None: as is)."""
     torch.manual_seed(0)
-    eps = diffusion.DiffusersEps(diffusion.build_unet(8, 1, TINY_UNET)).eval()
-    schedule = diffusion.build_scheduler({"num_train_timesteps": 1000, "beta_schedule": "linear"})
+    eps = ddpm.DiffusersEps(ddpm.build_unet(8, 1, TINY_UNET)).eval()
+    schedule = ddpm.build_scheduler({"num_train_timesteps": 1000, "beta_schedule": "linear"})
     return OneShotDenoiser(eps if settings is None else settings.prepare(eps), schedule.alphas_cumprod, sigma)
 
 
@@ -85,8 +85,11 @@ def test_config_validation_fills_and_checks_the_section():
         validate(config, schema)
 
 
-@pytest.mark.parametrize("settings", [BF16, resolve({"precision": "bf16", "channels_last": True}, "cpu"),
-                                      resolve(None, "cpu")], ids=["bf16", "bf16-channels-last", "default"])
+@pytest.mark.parametrize(
+    "settings",
+    [BF16, resolve({"precision": "bf16", "channels_last": True}, "cpu"), resolve(None, "cpu")],
+    ids=["bf16", "bf16-channels-last", "default"],
+)
 def test_prepared_outputs_are_fp32_contiguous_on_cpu_without_grad(settings, digits8):
     model = settings.prepare(tiny_classifier().train())
     assert not model.training
@@ -99,10 +102,10 @@ def test_prepared_outputs_are_fp32_contiguous_on_cpu_without_grad(settings, digi
 def test_channels_last_fp32_matches_plain(digits8):
     x, noise = digits8.images[:64], torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     cl = resolve({"precision": "fp32", "channels_last": True}, "cpu")
-    torch.testing.assert_close(tiny_denoiser(cl, 0.5)(x, noise), tiny_denoiser(FP32, 0.5)(x, noise),
-                               atol=1e-5, rtol=0)
-    torch.testing.assert_close(cl.prepare(tiny_classifier())(x), FP32.prepare(tiny_classifier())(x),
-                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(tiny_denoiser(cl, 0.5)(x, noise), tiny_denoiser(FP32, 0.5)(x, noise), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        cl.prepare(tiny_classifier())(x), FP32.prepare(tiny_classifier())(x), atol=1e-4, rtol=1e-4
+    )
 
 
 @pytest.mark.parametrize("sigma", [0.25, 1.0])
@@ -136,8 +139,14 @@ def test_predict_stage_runs_with_the_config_settings(tmp_path, digits8):
     tables = {}
     for precision in ("fp32", "bf16"):
         out = tmp_path / f"{precision}.parquet"
-        predict(16, "cpu", tmp_path / "images.parquet", tmp_path / "clf.safetensors", out,
-                       inference={"precision": precision, "channels_last": "auto", "compile": False})
+        classify_undefended(
+            images=tmp_path / "images.parquet",
+            classifier=tmp_path / "clf.safetensors",
+            predictions=out,
+            batch_size=16,
+            device="cpu",
+            inference={"precision": precision, "channels_last": "auto", "compile": False},
+        )
         tables[precision] = read_table(out)
     assert tables["bf16"]["logits"].iloc[0].dtype == np.float32
     assert (tables["fp32"]["pred"] == tables["bf16"]["pred"]).mean() >= PREDICTION_AGREEMENT
@@ -151,8 +160,9 @@ def _has_compiler() -> bool:
 @pytest.mark.skipif(not _has_compiler(), reason="torch.compile's CPU backend needs a C++ compiler (g++)")
 def test_compiled_model_matches_eager(digits8):
     compiled = resolve({"precision": "fp32", "channels_last": False, "compile": True}, "cpu")
-    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
-                                torch.nn.Linear(4 * 8 * 8, 10))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 10)
+    )
     x = digits8.images[:8]
     want = FP32.prepare(copy.deepcopy(model))(x)
     prepared = compiled.prepare(model)

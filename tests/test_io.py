@@ -28,9 +28,23 @@ from dds.io import (
 )
 from dds.models.classifiers import build_classifier
 
-AWKWARD = np.array([0.0, -0.0, 1.0, 0.1, 1e-38, 1e-45, np.nextafter(np.float32(1), np.float32(0)),
-                    np.nextafter(np.float32(0), np.float32(1)), 1 / 3, 0.5, 2 / 255, 0.9999999],
-                   dtype=np.float32)
+AWKWARD = np.array(
+    [
+        0.0,
+        -0.0,
+        1.0,
+        0.1,
+        1e-38,
+        1e-45,
+        np.nextafter(np.float32(1), np.float32(0)),
+        np.nextafter(np.float32(0), np.float32(1)),
+        1 / 3,
+        0.5,
+        2 / 255,
+        0.9999999,
+    ],
+    dtype=np.float32,
+)
 
 
 def image_set(n=6, shape=(1, 4, 4), seed=0):
@@ -38,9 +52,11 @@ def image_set(n=6, shape=(1, 4, 4), seed=0):
     images = torch.rand((n, *shape), generator=gen)
     flat = images.view(n, -1)
     flat[0, : len(AWKWARD)] = torch.from_numpy(AWKWARD)  # the awkward values, bit for bit
-    return ImageSet(idx=torch.tensor([1796, 0, 5, 42, 7, 3][:n], dtype=torch.int64),
-                    labels=torch.tensor([9, 0, 5, 2, 7, 3][:n], dtype=torch.int64),
-                    images=images)
+    return ImageSet(
+        idx=torch.tensor([1796, 0, 5, 42, 7, 3][:n], dtype=torch.int64),
+        labels=torch.tensor([9, 0, 5, 2, 7, 3][:n], dtype=torch.int64),
+        images=images,
+    )
 
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -127,8 +143,9 @@ def test_missing_file(tmp_path):
     assert_names_file(info, path)
 
 
-@pytest.mark.parametrize("value, message", [(float("nan"), "NaN"), (float("inf"), "Inf"), (1.0001, r"\[0, 1\]"),
-                                            (-1e-7, r"\[0, 1\]")])
+@pytest.mark.parametrize(
+    "value, message", [(float("nan"), "NaN"), (float("inf"), "Inf"), (1.0001, r"\[0, 1\]"), (-1e-7, r"\[0, 1\]")]
+)
 def test_bad_values(tmp_path, value, message):
     data = image_set()
     data.images[3, 0, 2, 1] = value
@@ -143,15 +160,19 @@ def shard_table(blobs, shape=(1, 2, 2)):
     """A shard written by hand, with the fingerprint write_images would record when every
     row is complete (and a wrong one otherwise)."""
     n = len(blobs)
-    table = pa.table({"idx": pa.array(np.arange(n, dtype=np.int64)), "label": pa.array(np.zeros(n, dtype=np.int64)),
-                      "image": pa.array(blobs, type=pa.binary())})
+    table = pa.table(
+        {
+            "idx": pa.array(np.arange(n, dtype=np.int64)),
+            "label": pa.array(np.zeros(n, dtype=np.int64)),
+            "image": pa.array(blobs, type=pa.binary()),
+        }
+    )
     size = int(np.prod(shape)) * 4
     checksum = "0" * 64
     if all(len(b) == size for b in blobs):
         images = torch.from_numpy(np.frombuffer(b"".join(blobs), dtype="<f4").reshape(n, *shape).copy())
         checksum = fingerprint(ImageSet(torch.arange(n), torch.zeros(n, dtype=torch.int64), images))
-    return table.replace_schema_metadata({SHAPE_KEY: json.dumps(list(shape)).encode(),
-                                          CHECKSUM_KEY: checksum.encode()})
+    return table.replace_schema_metadata({SHAPE_KEY: json.dumps(list(shape)).encode(), CHECKSUM_KEY: checksum.encode()})
 
 
 @pytest.mark.parametrize("column", ["image", "label", "idx"])
@@ -161,8 +182,12 @@ def test_shard_changed_after_writing_fails_its_checksum(tmp_path, column):
     table = pq.read_table(path)
     values = table.column(column).to_pylist()
     values[1] = values[1][:-1] + bytes([values[1][-1] ^ 1]) if column == "image" else values[1] + 1
-    pq.write_table(table.set_column(table.schema.get_field_index(column), column,
-                                    pa.array(values, type=table.schema.field(column).type)), path)
+    pq.write_table(
+        table.set_column(
+            table.schema.get_field_index(column), column, pa.array(values, type=table.schema.field(column).type)
+        ),
+        path,
+    )
     assert pq.read_table(path).schema.metadata[CHECKSUM_KEY]  # the recorded fingerprint is still there
     with pytest.raises(DataFileError, match="does not match the sha256") as info:
         read_images(path)
@@ -207,10 +232,9 @@ def test_atomic_path_commits_on_success(tmp_path):
 
 def test_atomic_path_leaves_nothing_when_block_raises(tmp_path):
     path = tmp_path / "out.txt"
-    with pytest.raises(RuntimeError, match="boom"):
-        with atomic_path(path) as tmp:
-            tmp.write_text("partial")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), atomic_path(path) as tmp:
+        tmp.write_text("partial")
+        raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -218,10 +242,9 @@ def test_atomic_path_keeps_old_file_when_block_raises(tmp_path):
     path = tmp_path / "out.parquet"
     write_images(path, image_set())
     before = path.read_bytes()
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(b"half a file")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_path(path) as tmp:
+        tmp.write_bytes(b"half a file")
+        raise KeyboardInterrupt
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
     assert torch.equal(read_images(path).images, image_set().images)
@@ -234,10 +257,14 @@ def test_json_and_table_round_trip_and_errors(tmp_path):
     df = pd.DataFrame({"a": [1, 2], "b": [0.1, 0.2]})
     write_table(df, tmp_path / "t.parquet")
     pd.testing.assert_frame_equal(read_table(tmp_path / "t.parquet"), df)
-    (tmp_path / "bad.json").write_text("{not json")
-    for path, reader in [(tmp_path / "bad.json", read_json), (tmp_path / "none.json", read_json),
-                         (tmp_path / "bad.json", read_table), (tmp_path / "none.parquet", read_table)]:
-        with pytest.raises(DataFileError) as info:
+    (tmp_path / "bad.json").write_text('{"epochs": 8,')  # cut short
+    for path, reader, message in [
+        (tmp_path / "bad.json", read_json, "not valid JSON.*rerun the rule"),
+        (tmp_path / "none.json", read_json, "not found"),
+        (tmp_path / "bad.json", read_table, "not a readable Parquet file.*rerun the rule"),
+        (tmp_path / "none.parquet", read_table, "not found"),
+    ]:
+        with pytest.raises(DataFileError, match=message) as info:
             reader(path)
         assert_names_file(info, path)
 

@@ -1,5 +1,5 @@
-"""Classifiers (timm, normalisation inside) and DDPMs (diffusers UNet): build, save, load,
-tamper detection, and deterministic training."""
+"""Classifiers (timm, normalisation inside): build, save, load, tamper detection, and
+deterministic training. The DDPMs are in test_ddpm.py."""
 
 from pathlib import Path
 
@@ -7,17 +7,17 @@ import pytest
 import torch
 import yaml
 
+from conftest import fit, tamper
 from dds.config import validate
-from dds.diffusion.ddpm import DiffusersEps, build_scheduler, load_ddpm, save_ddpm, train_ddpm
 from dds.io import DataFileError, ImageSet, load_tensors, save_tensors, write_images
-from dds.models.classifiers import Normalized, build_classifier, load_classifier, save_classifier, train_classifier
+from dds.models.classifiers import Normalized, build_classifier, load_classifier, save_classifier
 
 REPO = Path(__file__).resolve().parents[1]
 # the shipped config's classifiers, with the schema's defaults filled in as the workflow does
-SPECS = validate(yaml.safe_load((REPO / "config.yaml").read_text()),
-                 REPO / "workflow" / "schemas" / "config.schema.yaml")["classifiers"]
+SPECS = validate(
+    yaml.safe_load((REPO / "config.yaml").read_text()), REPO / "workflow" / "schemas" / "config.schema.yaml"
+)["classifiers"]
 MEAN, STD = [0.3], [0.25]
-TINY_UNET = dict(block_out_channels=[8, 16], layers_per_block=1, attention_levels=[])  # as in conftest
 
 
 def build(name, seed=0):
@@ -29,11 +29,6 @@ def build(name, seed=0):
 @pytest.fixture(scope="module")
 def x16():
     return torch.rand((3, 1, 16, 16), generator=torch.Generator().manual_seed(0))
-
-
-def test_default_config_has_four_classifiers():
-    assert sorted(SPECS) == ["cbam-resnet", "fd-resnet", "resnet", "vit"]
-    assert SPECS["fd-resnet"]["feature_denoising"] == {"variant": "softmax", "stages": [1, 2, 3, 4]}
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
@@ -91,12 +86,6 @@ def test_classifier_round_trip(tmp_path, name, x16):
     assert all(torch.equal(state[k], loaded_state[k]) for k in state)
 
 
-def tamper(path, change):
-    tensors, meta = load_tensors(path)
-    change(tensors)
-    save_tensors(tensors, path, meta)
-
-
 TAMPER_CLASSIFIER = {
     "missing key": lambda t: t.pop("net.fc.weight"),
     "extra key": lambda t: t.update({"net.extra": torch.zeros(2)}),
@@ -127,55 +116,11 @@ def test_classifier_without_metadata_or_file(tmp_path):
     assert str(missing) in str(info.value)
 
 
-SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "linear"}
-
-
-def test_ddpm_round_trip(tmp_path, tiny_unet):
-    scheduler = build_scheduler(SCHEDULE)
-    path = tmp_path / "ddpm.safetensors"
-    save_ddpm(tiny_unet, scheduler, path)
-    eps_model, abar = load_ddpm(path)
-    assert not eps_model.training
-    assert abar.dtype == torch.float64 and torch.equal(abar, scheduler.alphas_cumprod.double())
-    gen = torch.Generator().manual_seed(0)
-    x_t = torch.randn((2, 1, 8, 8), generator=gen)
-    t = torch.tensor([10, 700])
-    with torch.no_grad():
-        expected = DiffusersEps(tiny_unet)(x_t, t)
-        assert expected.shape == x_t.shape and expected.abs().sum() > 0
-        assert torch.equal(eps_model(x_t, t), expected)
-
-
-def test_ddpm_round_trip_keeps_cosine_schedule(tmp_path, tiny_unet):
-    scheduler = build_scheduler({"num_train_timesteps": 50, "beta_schedule": "squaredcos_cap_v2"})
-    save_ddpm(tiny_unet, scheduler, tmp_path / "ddpm.safetensors")
-    _, abar = load_ddpm(tmp_path / "ddpm.safetensors")
-    assert len(abar) == 50 and torch.equal(abar, scheduler.alphas_cumprod.double())
-
-
-TAMPER_DDPM = {
-    "missing key": lambda t: t.pop("unet.conv_out.weight"),
-    "wrong shape": lambda t: t.update({"unet.conv_out.bias": torch.zeros(2)}),
-    "missing schedule": lambda t: t.pop("alphas_cumprod"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(TAMPER_DDPM))
-def test_tampered_ddpm_names_file(tmp_path, tiny_unet, case):
-    path = tmp_path / "ddpm.safetensors"
-    save_ddpm(tiny_unet, build_scheduler(SCHEDULE), path)
-    tamper(path, TAMPER_DDPM[case])
-    with pytest.raises(DataFileError) as info:
-        load_ddpm(path)
-    assert str(path) in str(info.value)
-
-
 def trained_state(digits8, seed, init_seed=0):
     torch.manual_seed(init_seed)
     model = build_classifier("resnet18", {}, 1, 10, MEAN, STD)
     train, heldout = digits8.subset(0, 64), digits8.subset(64, 80)
-    metrics = train_classifier(model, train, heldout, epochs=1, batch_size=32, lr=1e-3, weight_decay=0.05,
-                               seed=seed, device="cpu")
+    metrics = fit(model, train, heldout, weight_decay=0.05, seed=seed)
     assert metrics["epochs"] == 1 and metrics["train_images"] == 64 and metrics["heldout_images"] == 16
     assert 0 <= metrics["train_accuracy"] <= 1 and 0 <= metrics["heldout_accuracy"] <= 1
     assert not model.training
@@ -194,45 +139,25 @@ def test_train_classifier_is_deterministic(digits8):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-def test_train_ddpm_is_deterministic(digits8):
-    from dds.diffusion.ddpm import build_unet
-
-    train = ImageSet(digits8.idx[:32], digits8.labels[:32], digits8.images[:32])
-    states = []
-    for seed in (3, 3, 4):
-        torch.manual_seed(0)
-        unet = build_unet(8, 1, TINY_UNET)
-        metrics = train_ddpm(unet, build_scheduler(SCHEDULE), train, steps=3, batch_size=4, lr=1e-3, seed=seed,
-                             device="cpu")
-        assert metrics["steps"] == 3 and metrics["final_loss"] > 0
-        states.append(unet.state_dict())
-    a, b, c = states
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], c[k]) for k in a)
-
-
 def test_training_survives_a_last_batch_of_one(digits8):
     # 33 images in batches of 32 would leave one image, which BatchNorm cannot train on
     model = build_classifier("resnet18", {}, 1, 10, MEAN, STD)
-    metrics = train_classifier(model, digits8.subset(0, 33), digits8.subset(33, 40), epochs=1, batch_size=32,
-                               lr=1e-3, weight_decay=0.05, seed=0, device="cpu")
+    metrics = fit(model, digits8.subset(0, 33), digits8.subset(33, 40), weight_decay=0.05)
     assert metrics["train_images"] == 33
 
 
 def test_classifier_file_without_normalisation_names_the_file(tmp_path):
     path = tmp_path / "clf.safetensors"
     save_classifier(build_classifier("resnet18", {}, 1, 10, MEAN, STD), path, {"model": "resnet18"}, 1, 10)
-    state, meta = load_tensors(path)
-    del state["mean"]
-    save_tensors(state, path, meta)
+    tamper(path, lambda t: t.pop("mean"))
     with pytest.raises(DataFileError, match="mean"):
         load_classifier(path)
 
 
 def test_the_seed_and_name_decide_the_initial_weights(tmp_path):
-    """stages.train_classifier seeds the initialisation from (config seed, classifier name)."""
+    """The train_classifier stage seeds the initialisation from (config seed, classifier name)."""
     from dds.data import sampling as data
-    from dds.pipeline import stages
+    from dds.pipeline.classifiers import train_classifier as train_stage
 
     train, evaluation = data.split(data.load_digits(8), 100, seed=0)
     write_images(tmp_path / "train.parquet", train.subset(0, 40))
@@ -241,8 +166,16 @@ def test_the_seed_and_name_decide_the_initial_weights(tmp_path):
 
     def weights(seed, name):
         out = tmp_path / f"{seed}-{name}.safetensors"
-        stages.train_classifier(name, spec, seed, "cpu", tmp_path / "train.parquet", tmp_path / "eval.parquet",
-                                out, tmp_path / "metrics.json")
+        train_stage(
+            train=tmp_path / "train.parquet",
+            eval=tmp_path / "eval.parquet",
+            weights=out,
+            metrics=tmp_path / "metrics.json",
+            name=name,
+            spec=spec,
+            seed=seed,
+            device="cpu",
+        )
         return load_classifier(out).net.fc.weight
 
     assert torch.equal(weights(0, "a"), weights(0, "a"))

@@ -11,18 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from dds.diffusion.checkpoints import CHECKPOINTS, UNetConfig, checkpoint_spec
+from dds.diffusion.official import load_openai_checkpoint
 from dds.diffusion.one_shot import OneShotDenoiser
-from dds.diffusion.openai_unet import (
-    CHECKPOINTS,
-    AttentionBlock,
-    OpenAIEps,
-    UNetConfig,
-    UNetModel,
-    build_unet,
-    checkpoint_spec,
-    load_openai_checkpoint,
-    timestep_embedding,
-)
+from dds.diffusion.openai_unet import AttentionBlock, OpenAIEps, UNetModel, build_unet, timestep_embedding
 from dds.diffusion.schedules import alphas_cumprod
 from dds.io import DataFileError, sha256_file
 
@@ -45,8 +37,10 @@ def official_state_dict(name: str, seed: int = 0) -> dict:
     channels, kernel sizes) kept."""
     full, small = CHECKPOINTS[name].unet.model_channels, SMALL_WIDTH[name]
     g = torch.Generator().manual_seed(seed)
-    return {key: torch.randn([d * small // full if d % full == 0 else d for d in shape], generator=g) * 0.05
-            for key, shape in OFFICIAL[name].items()}
+    return {
+        key: torch.randn([d * small // full if d % full == 0 else d for d in shape], generator=g) * 0.05
+        for key, shape in OFFICIAL[name].items()
+    }
 
 
 def save_state_dict(state: dict, path) -> Path:
@@ -233,9 +227,9 @@ def reference_attention(block: AttentionBlock, x: torch.Tensor, legacy: bool) ->
     heads = []
     for h in range(block.heads):
         if legacy:  # head h owns channels [3ch*h, 3ch*(h+1)): its q, k, v in turn
-            q, k, v = (qkv[:, 3 * ch * h + i * ch: 3 * ch * h + (i + 1) * ch] for i in range(3))
+            q, k, v = (qkv[:, 3 * ch * h + i * ch : 3 * ch * h + (i + 1) * ch] for i in range(3))
         else:  # q of all heads, then k, then v
-            q, k, v = (qkv[:, i * c + h * ch: i * c + (h + 1) * ch] for i in range(3))
+            q, k, v = (qkv[:, i * c + h * ch : i * c + (h + 1) * ch] for i in range(3))
         weights = torch.softmax(torch.einsum("bct,bcs->bts", q, k) / math.sqrt(ch), dim=-1)
         heads.append(torch.einsum("bts,bcs->bct", weights, v))
     return (flat + block.proj_out(torch.cat(heads, dim=1))).reshape(b, c, hgt, wdt)
@@ -262,11 +256,14 @@ def test_heads_follow_num_head_channels():
     assert dataclasses.replace(cifar, num_heads_upsample=2).heads(256, upsample=True) == 2
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"attention_resolutions": (12,)}, "attention_resolutions"),
-    ({"model_channels": 48}, "multiple of 32"),
-    ({"attention_order": "sideways"}, "legacy, new"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"attention_resolutions": (12,)}, "attention_resolutions"),
+        ({"model_channels": 48}, "multiple of 32"),
+        ({"attention_order": "sideways"}, "legacy, new"),
+    ],
+)
 def test_bad_unet_config_is_named(change, message):
     base = dataclasses.asdict(CHECKPOINTS["cifar10_uncond_50M_500K"].unet)
     with pytest.raises(ValueError, match=message):

@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 import yaml
-from conftest import REPO, snakemake, workflow_copy
-from test_incremental import counts, planned
 
+from conftest import REPO, snakemake, workflow_copy
 from dds.config import ConfigError, validate
+from test_incremental import counts, planned
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -29,38 +29,69 @@ def test_presets_validate(name):
 
 def test_dataset_defaults_and_foreign_keys():
     config = validate(preset("cifar10-paper") | {"dataset": {"name": "cifar10", "image_size": 32}}, SCHEMA)
-    assert config["dataset"] == {"name": "cifar10", "image_size": 32, "root": "data", "download": False,
-                                      "eval_size": 300, "shard_size": 300}
+    assert config["dataset"] == {
+        "name": "cifar10",
+        "image_size": 32,
+        "root": "data",
+        "download": False,
+        "eval_size": 300,
+        "shard_size": 300,
+    }
     imagenet = validate(preset("imagenet-paper"), SCHEMA)["dataset"]
     assert imagenet["require_all_classes"] is True and "labels_file" not in imagenet
 
 
 BAD = {
-    "imagenet key on cifar10": (lambda c: c["dataset"].update(labels_file="x.txt"),
-                                ["'dataset.labels_file'", "imagenet only", "not to cifar10"]),
-    "cifar10 at another size": (lambda c: c["dataset"].update(image_size=64),
-                                ["'dataset.image_size'", "32x32", "resize"]),
-    "pretrained on cifar10": (lambda c: c["classifiers"]["resnet50"].update(pretrained=True),
-                              ["'classifiers.resnet50.pretrained'", "1000 ImageNet-1k classes"]),
-    "weights without pretrained": (lambda c: c["classifiers"]["resnet50"].update(weights="w.pth"),
-                                   ["'classifiers.resnet50.weights'", "pretrained: true"]),
-    "unknown checkpoint": (lambda c: c["denoisers"]["improved-diffusion"].update(checkpoint="ddpm_cifar10"),
-                           ["'denoisers.improved-diffusion.checkpoint'", "256x256_diffusion_uncond"]),
-    "checkpoint at another size": (lambda c: c["denoisers"]["improved-diffusion"].update(
-        checkpoint="256x256_diffusion_uncond"), ["denoises 256x256", "dataset.image_size is 32"]),
-    "short sha256": (lambda c: c["denoisers"]["improved-diffusion"].update(sha256="abc"),
-                     ["'denoisers.improved-diffusion.sha256'", "64 lower-case hex"]),
-    "DDPM key on a checkpoint": (lambda c: c["denoisers"]["improved-diffusion"].update(steps=10),
-                                 ["'denoisers.improved-diffusion'", "'steps' was unexpected"]),
-    "two sources for one file": (lambda c: c["denoisers"].update(
-        copy={**c["denoisers"]["improved-diffusion"], "url": "https://example.org/x.pt"}),
-        ["'denoisers.copy'", "one checkpoint file has one source"]),
-    "bad resize mode": (lambda c: c["classifiers"]["resnet50"]["resize"].update(mode="area"),
-                        ["'classifiers.resnet50.resize.mode'", "'bicubic'"]),
-    "reference of an unknown classifier": (lambda c: c["report"]["reference"]["classifiers"].update(vit="vit"),
-                                           ["'report.reference.classifiers'", "'vit'"]),
-    "reference of an unknown denoiser": (lambda c: c["report"]["reference"].update(denoiser="ddpm"),
-                                         ["'report.reference.denoiser'", "'ddpm'"]),
+    "imagenet key on cifar10": (
+        lambda c: c["dataset"].update(labels_file="x.txt"),
+        ["'dataset.labels_file'", "imagenet only", "not to cifar10"],
+    ),
+    "cifar10 at another size": (
+        lambda c: c["dataset"].update(image_size=64),
+        ["'dataset.image_size'", "32x32", "resize"],
+    ),
+    "pretrained on cifar10": (
+        lambda c: c["classifiers"]["resnet50"].update(pretrained=True),
+        ["'classifiers.resnet50.pretrained'", "1000 ImageNet-1k classes"],
+    ),
+    "weights without pretrained": (
+        lambda c: c["classifiers"]["resnet50"].update(weights="w.pth"),
+        ["'classifiers.resnet50.weights'", "pretrained: true"],
+    ),
+    "unknown checkpoint": (
+        lambda c: c["denoisers"]["improved-diffusion"].update(checkpoint="ddpm_cifar10"),
+        ["'denoisers.improved-diffusion.checkpoint'", "256x256_diffusion_uncond"],
+    ),
+    "checkpoint at another size": (
+        lambda c: c["denoisers"]["improved-diffusion"].update(checkpoint="256x256_diffusion_uncond"),
+        ["denoises 256x256", "dataset.image_size is 32"],
+    ),
+    "short sha256": (
+        lambda c: c["denoisers"]["improved-diffusion"].update(sha256="abc"),
+        ["'denoisers.improved-diffusion.sha256'", "64 lower-case hex"],
+    ),
+    "DDPM key on a checkpoint": (
+        lambda c: c["denoisers"]["improved-diffusion"].update(steps=10),
+        ["'denoisers.improved-diffusion'", "'steps' was unexpected"],
+    ),
+    "two sources for one file": (
+        lambda c: c["denoisers"].update(
+            copy={**c["denoisers"]["improved-diffusion"], "url": "https://example.org/x.pt"}
+        ),
+        ["'denoisers.copy'", "one checkpoint file has one source"],
+    ),
+    "bad resize mode": (
+        lambda c: c["classifiers"]["resnet50"]["resize"].update(mode="area"),
+        ["'classifiers.resnet50.resize.mode'", "'bicubic'"],
+    ),
+    "reference of an unknown classifier": (
+        lambda c: c["report"]["reference"]["classifiers"].update(vit="vit"),
+        ["'report.reference.classifiers'", "'vit'"],
+    ),
+    "reference of an unknown denoiser": (
+        lambda c: c["report"]["reference"].update(denoiser="ddpm"),
+        ["'report.reference.denoiser'", "'ddpm'"],
+    ),
 }
 
 
@@ -96,10 +127,27 @@ def test_cifar10_preset_dry_run(workdir):
     # denoised; certification: 5 sigmas x 4 shards, both classifiers per job; blur: 2
     # classifiers x 4 shards x (4 noise levels, 6 epsilons)
     assert counts(jobs) == {
-        "sample": 1, "fetch_denoiser": 1, "openai_denoiser": 1, "train_classifier": 2,
-        "attack": 48, "denoise": 240, "classify_undefended": 48, "accuracy_table": 2,
-        "certify_clean": 20, "certified_table": 2, "blur_noise": 32, "blur_adversarial": 48, "blur_table": 2,
-        "defences": 1, "transfer": 2, "transfer_table": 1, "summary": 1, "examples": 1, "report": 1, "all": 1}
+        "sample": 1,
+        "fetch_denoiser": 1,
+        "openai_denoiser": 1,
+        "train_classifier": 2,
+        "attack": 48,
+        "denoise_and_classify": 240,
+        "classify_undefended": 48,
+        "accuracy_table": 2,
+        "certify_clean": 20,
+        "certified_table": 2,
+        "blur_noise": 32,
+        "blur_adversarial": 48,
+        "blur_table": 2,
+        "defences_table": 1,
+        "transfer_matrix": 2,
+        "transfer_table": 1,
+        "accuracy_summary": 1,
+        "examples_figure": 1,
+        "report": 1,
+        "all": 1,
+    }
     # the default config's models are not there: a preset replaces config.yaml
     assert {w["classifier"] for rule, w in jobs if rule == "train_classifier"} == {"resnet50", "resnet50-cbam"}
     assert [w for rule, w in jobs if rule == "fetch_denoiser"] == [{"checkpoint": "cifar10_uncond_50M_500K"}]
@@ -110,10 +158,25 @@ def test_imagenet_preset_dry_run(workdir):
     # 7 epsilons x 10 shards of 100 = 70 attacked shards, x 4 sigmas denoised; certification:
     # 4 sigmas x 10 shards; one classifier: no transfer
     assert counts(jobs) == {
-        "sample": 1, "fetch_denoiser": 1, "openai_denoiser": 1, "pretrained_classifier": 1,
-        "attack": 70, "denoise": 280, "classify_undefended": 70, "accuracy_table": 1,
-        "certify_clean": 40, "certified_table": 1, "blur_noise": 40, "blur_adversarial": 70, "blur_table": 1,
-        "defences": 1, "summary": 1, "examples": 1, "report": 1, "all": 1}
+        "sample": 1,
+        "fetch_denoiser": 1,
+        "openai_denoiser": 1,
+        "pretrained_classifier": 1,
+        "attack": 70,
+        "denoise_and_classify": 280,
+        "classify_undefended": 70,
+        "accuracy_table": 1,
+        "certify_clean": 40,
+        "certified_table": 1,
+        "blur_noise": 40,
+        "blur_adversarial": 70,
+        "blur_table": 1,
+        "defences_table": 1,
+        "accuracy_summary": 1,
+        "examples_figure": 1,
+        "report": 1,
+        "all": 1,
+    }
     assert [w for rule, w in jobs if rule == "fetch_denoiser"] == [{"checkpoint": "256x256_diffusion_uncond"}]
 
 
@@ -121,9 +184,10 @@ def test_a_preset_takes_overlays_and_a_copy_the_user_has(workdir):
     (workdir / "data").mkdir(exist_ok=True)
     (workdir / "data" / "mine.pt").write_bytes(b"not checked by a dry run")
     (workdir / "overlay.yaml").write_text(
-        "denoisers:\n  improved-diffusion:\n    path: data/mine.pt\nsigmas: [0.25]\ncertify:\n  enabled: false\n")
+        "denoisers:\n  improved-diffusion:\n    path: data/mine.pt\nsigmas: [0.25]\ncertify:\n  enabled: false\n"
+    )
     jobs = counts(planned(workdir, "--configfile", "presets/cifar10-paper.yaml", "overlay.yaml"))
-    assert "fetch_denoiser" not in jobs and jobs["openai_denoiser"] == 1 and jobs["denoise"] == 48
+    assert "fetch_denoiser" not in jobs and jobs["openai_denoiser"] == 1 and jobs["denoise_and_classify"] == 48
 
 
 def test_a_missing_copy_is_named_before_any_job(workdir):

@@ -48,7 +48,13 @@ def test_the_config_can_override_the_resize(reference_net, tmp_path):
 def test_stage_stores_a_classifier_every_stage_can_load(reference_net, tmp_path):
     save_file(reference_net.state_dict(), str(tmp_path / "w.safetensors"))
     spec = {"model": MODEL, "kwargs": {}, "pretrained": True, "weights": str(tmp_path / "w.safetensors")}
-    pretrained_classifier("vit", spec, tmp_path / "vit.safetensors", tmp_path / "vit.json")
+    pretrained_classifier(
+        source=spec["weights"],
+        weights=tmp_path / "vit.safetensors",
+        metrics=tmp_path / "vit.json",
+        name="vit",
+        spec=spec,
+    )
     model = load_classifier(tmp_path / "vit.safetensors")
     assert model.resize == {"size": 160, "mode": "bicubic"}
     x = torch.rand(3, 3, 64, 64)
@@ -72,11 +78,18 @@ def test_a_model_without_pretrained_weights_is_refused():
 
 def test_offline_with_an_empty_cache_explains_what_to_do(tmp_path):
     """A fresh process with HF_HUB_OFFLINE=1 and an empty cache (the environment is read at import)."""
-    code = ("import json\nfrom dds.models.pretrained import load_pretrained\nfrom dds.io import DataFileError\n"
-            f"try:\n    load_pretrained('coatnet', {MODEL!r}, {{}})\n"
-            "except DataFileError as err:\n    print(json.dumps(str(err)))\n")
-    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
-           "TORCH_HOME": str(tmp_path / "torch"), "OMP_NUM_THREADS": "1"}
+    code = (
+        "import json\nfrom dds.models.pretrained import load_pretrained\nfrom dds.io import DataFileError\n"
+        f"try:\n    load_pretrained('coatnet', {MODEL!r}, {{}})\n"
+        "except DataFileError as err:\n    print(json.dumps(str(err)))\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "TORCH_HOME": str(tmp_path / "torch"),
+        "OMP_NUM_THREADS": "1",
+    }
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     message = json.loads(done.stdout.strip().splitlines()[-1])

@@ -18,8 +18,9 @@ TABLE = Path(__file__).resolve().parents[1] / "presets" / "reference" / "safegua
 def made_up(classifier, rows, n=1000, attack="pgd", denoiser="improved-diffusion"):
     """Our accuracy table: rows of (sigma, epsilon, clean, pgd, denoised)."""
     frame = pd.DataFrame(rows, columns=["sigma", "epsilon", "clean_acc", "pgd_acc", "denoised_acc"])
-    return frame.assign(classifier=classifier, attack=attack, denoiser=denoiser, linf_max=0.0, l2_max=0.0,
-                        l2_mean=0.0, n=n)[ACCURACY_COLUMNS]
+    return frame.assign(
+        classifier=classifier, attack=attack, denoiser=denoiser, linf_max=0.0, l2_max=0.0, l2_mean=0.0, n=n
+    )[ACCURACY_COLUMNS]
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +59,11 @@ def test_names_are_mapped_and_grids_matched_as_numbers(ours, reference):
 
 
 def test_a_classifier_the_table_lacks_is_named(ours, reference):
-    with pytest.raises(DataFileError, match=r"no rows for dataset 'imagenet' and classifier 'resnet50'.*"
-                                            r"report\.reference\.classifiers\.mine"):
+    with pytest.raises(
+        DataFileError,
+        match=r"no rows for dataset 'imagenet' and classifier 'resnet50'.*"
+        r"report\.reference\.classifiers\.mine",
+    ):
         compare(ours, reference, "imagenet", {"mine": "resnet50"}, "pgd", "improved-diffusion", 1000)
 
 
@@ -82,8 +86,7 @@ def test_report_section_shows_ours_the_paper_and_the_flags(ours, reference):
     assert detail["rows"][-1][-3:] == ["—", "0.107", "—"]  # sigma 3, epsilon 0.1: none of ours
     denoised = next(r for r in summary["rows"] if r[1] == "Denoised")
     assert denoised == ["resnet50", "Denoised", "2", "0.058", "0.111", "1"]  # (0.111 + 0.006) / 2
-    html = render_report(ours.iloc[:2], [], pd.DataFrame([], columns=RESOURCE_COLUMNS), {}, {}, "t",
-                         sections=[section])
+    html = render_report(ours.iloc[:2], [], pd.DataFrame([], columns=RESOURCE_COLUMNS), {}, {}, "t", sections=[section])
     assert "Comparison with the paper" in html and "-0.111 *" in html and "Nechanicky et al., Table 2" in html
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import made_up_accuracy
 from dds.reporting.figures import accuracy_figure, comparison_figure, examples_figure
 from dds.reporting.html import provenance, render_report, write_report
 from dds.reporting.tables import ACCURACY_COLUMNS, RESOURCE_COLUMNS
@@ -25,13 +26,7 @@ EPSILONS = [0.0, 0.005, 0.03]
 
 
 def made_up_tables():
-    rows = [
-        {"classifier": classifier, "attack": "pgd", "denoiser": "ddpm", "sigma": sigma, "epsilon": eps,
-         "clean_acc": 0.85, "pgd_acc": max(0.0, 0.85 - 20 * eps), "denoised_acc": 0.8 - sigma / 4 - eps,
-         "linf_max": eps, "l2_max": 30 * eps, "l2_mean": 20 * eps, "n": 32}
-        for classifier in CLASSIFIERS for sigma in SIGMAS for eps in EPSILONS
-    ]
-    return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
+    return made_up_accuracy(CLASSIFIERS, SIGMAS, EPSILONS, pgd_drop=20, classifier_drop=0, n=32)
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +36,14 @@ def report_path(tmp_path_factory):
     accuracy_figure(tables[tables["classifier"] == "resnet50"], out / "acc.png", out / "acc.svg")
     comparison_figure(tables, out / "cmp.png", out / "cmp.svg")
     examples_figure([("clean", torch.rand(4, 3, 16, 16)), ("PGD eps=0.03", torch.rand(4, 1, 16, 16))], out / "ex.png")
-    resources = pd.DataFrame([{"stage": "attack", "jobs": 2, "total_s": 12.5, "max_s": 7.0, "peak_rss_mib": 812.0}],
-                             columns=RESOURCE_COLUMNS)
-    figures = [("Accuracy", out / "acc.png", "resnet50"), ("Comparison", out / "cmp.png", EVIL),
-               ("Examples", out / "ex.png", "examples")]
+    resources = pd.DataFrame(
+        [{"stage": "attack", "jobs": 2, "total_s": 12.5, "max_s": 7.0, "peak_rss_mib": 812.0}], columns=RESOURCE_COLUMNS
+    )
+    figures = [
+        ("Accuracy", out / "acc.png", "resnet50"),
+        ("Comparison", out / "cmp.png", EVIL),
+        ("Examples", out / "ex.png", "examples"),
+    ]
     html = render_report(tables, figures, resources, {"classifiers": CLASSIFIERS}, provenance(out), "dds report")
     write_report(html, out / "report.html")
     return out / "report.html"
@@ -59,10 +58,18 @@ def driver(tmp_path_factory):
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1280,1600",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1600",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(flag)
     browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     yield browser
@@ -94,8 +101,10 @@ def test_tables_hold_expected_cells(page):
     accuracy = [t for t in tables if t["cls"] == "accuracy"]
     norms = [t for t in tables if t["cls"] == "norms"]
     assert [t["caption"] for t in accuracy] == [f"{c} — attack pgd, denoiser ddpm" for c in sorted(CLASSIFIERS)]
-    expected = [[f"{r.sigma:g}", f"{r.epsilon:g}", f"{r.clean_acc:.3f}", f"{r.pgd_acc:.3f}", f"{r.denoised_acc:.3f}",
-                 str(r.n)] for r in made_up_tables().iloc[: len(SIGMAS) * len(EPSILONS)].itertuples()]
+    expected = [
+        [f"{r.sigma:g}", f"{r.epsilon:g}", f"{r.clean_acc:.3f}", f"{r.pgd_acc:.3f}", f"{r.denoised_acc:.3f}", str(r.n)]
+        for r in made_up_tables().iloc[: len(SIGMAS) * len(EPSILONS)].itertuples()
+    ]
     for table in accuracy:
         assert table["rows"] == expected
     for table in norms:

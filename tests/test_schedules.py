@@ -1,12 +1,10 @@
-"""The noise schedules of the official checkpoints against their closed forms, and the
-timestep chosen for a noise level on the 4000-step cosine schedule."""
+"""The noise schedules of the official checkpoints against their closed forms."""
 
 import math
 
 import pytest
 import torch
 
-from dds.diffusion.one_shot import sigma_timestep
 from dds.diffusion.schedules import alphas_cumprod, betas
 
 S = 0.008
@@ -58,20 +56,3 @@ def test_bad_schedule_names_the_choices():
         betas("quadratic", 1000)
     with pytest.raises(ValueError, match="at least 2"):
         betas("linear", 1)
-
-
-@pytest.mark.parametrize("sigma, expected", [(0.25, 1158), (0.5, 1984), (1.0, 2809)])
-def test_sigma_timestep_on_the_cosine_schedule(sigma, expected):
-    """t* = min{t : sqrt((1 - abar[t]) / abar[t]) >= 2 sigma}, i.e. abar[t] <= 1 / (1 + 4 sigma^2);
-    with abar[t] = f((t+1)/T) / f(0) that is (t+1)/T >= (2/pi)(1+s) arccos(sqrt(f(0) / (1 + 4 sigma^2))) - s."""
-    T = 4000
-    u = (2 / math.pi) * (1 + S) * math.acos(math.sqrt(cosine_f(0) / (1 + 4 * sigma**2))) - S
-    assert abs(T * u - round(T * u)) > 1e-6  # not on a rounding boundary
-    formula = math.ceil(T * u) - 1
-    assert formula == expected
-    abar = alphas_cumprod("cosine", T)
-    t = sigma_timestep(abar, sigma)
-    assert t == formula
-    # and it is the first such step
-    ratio = torch.sqrt((1 - abar) / abar)
-    assert ratio[t] >= 2 * sigma > ratio[t - 1]

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
 from conftest import REPO, fields, planned_jobs, snakemake, workflow_copy
 
 pytestmark = pytest.mark.workflow
@@ -33,8 +34,9 @@ SMALL = {
     "dataset": {"name": "digits", "image_size": 16, "eval_size": 20, "shard_size": 20},
     "classifiers": {"resnet": {"model": "resnet18", "epochs": 1}},
     "denoisers": {"ddpm": {"block_out_channels": [8, 16], "attention_levels": [], "steps": 4, "batch_size": 16}},
-    "attacks": {"pgd": {"method": "pgd_linf", "epsilons": [0.1], "steps": 1, "step_size": 2.5,
-                        "step_mode": "relative"}},
+    "attacks": {
+        "pgd": {"method": "pgd_linf", "epsilons": [0.1], "steps": 1, "step_size": 2.5, "step_mode": "relative"}
+    },
     "sigmas": [0.5],
     "certify": {"enabled": False},
     "blur": {"enabled": False},
@@ -47,17 +49,22 @@ SMALL = {
 TARGET = "results/digits/tables/resnet/pgd/ddpm.parquet"
 CLUSTER_ARGS = (
     # this cluster keeps no accounting database: sacct would see no job
-    "--slurm-status-command", "squeue",
-    "--slurm-init-seconds-before-status-checks", "1",
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "1",
     # the job logs show that each job ran inside SLURM
     "--slurm-keep-successful-logs",
     # each SLURM job costs two Snakemake start-ups: on 2 cores, the 8 jobs of the two
     # epsilons (attack, classify, denoise) run as one SLURM job per epsilon
-    "--groups", *(f"{rule}=eval" for rule in ("attack", "classify_undefended", "denoise")),
-    "--group-components", "eval=1",
+    "--groups",
+    *(f"{rule}=eval" for rule in ("attack", "classify_undefended", "denoise_and_classify")),
+    "--group-components",
+    "eval=1",
     # a group job asks for as many CPUs as it could use at once, at most --cores: with one,
     # the two group jobs run side by side on the 2-CPU node
-    "--cores", "1",
+    "--cores",
+    "1",
 )
 TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "scontrol", "sinfo")
 
@@ -154,8 +161,9 @@ def slurm_env(tmp_path_factory):
     key.chmod(0o600)
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 // 2
     conf = root / "slurm.conf"
-    conf.write_text(SLURM_CONF.format(root=root, ctld_port=free_port(), slurmd_port=free_port(),
-                                      cpus=os.cpu_count(), memory=memory))
+    conf.write_text(
+        SLURM_CONF.format(root=root, ctld_port=free_port(), slurmd_port=free_port(), cpus=os.cpu_count(), memory=memory)
+    )
     # Inside a job, snakemake's jobstep plugin runs the rule under `srun` with the SLURM_*
     # variables dropped, SLURM_CONF too, so srun would look for /etc/slurm/slurm.conf: a
     # wrapper first on PATH points it at this cluster's configuration instead.
@@ -166,8 +174,15 @@ def slurm_env(tmp_path_factory):
     env = {**os.environ, "SLURM_CONF": str(conf), "PATH": f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     daemons = [
         # munged refuses to run as root without --force; it serves only this cluster's socket
-        ["munged", "--force", f"--key-file={key}", f"--socket={munge}/munge.sock", f"--pid-file={munge}/munged.pid",
-         f"--log-file={munge}/munged.log", f"--seed-file={munge}/munged.seed"],
+        [
+            "munged",
+            "--force",
+            f"--key-file={key}",
+            f"--socket={munge}/munge.sock",
+            f"--pid-file={munge}/munged.pid",
+            f"--log-file={munge}/munged.log",
+            f"--seed-file={munge}/munged.seed",
+        ],
         ["slurmctld", "-f", str(conf)],
         # the node's name in slurm.conf, not this machine's host name
         ["slurmd", "-f", str(conf), "-N", "localhost"],
@@ -199,8 +214,9 @@ def test_the_workflow_runs_through_slurm_and_equals_a_local_run(slurm_env, tmp_p
     with ThreadPoolExecutor(1) as pool:
         # the local run computes while the SLURM run waits between its status checks
         local_run = pool.submit(snakemake, local, TARGET)
-        result = snakemake(on_slurm, TARGET, "--profile", str(REPO / "profiles" / "slurm"), *CLUSTER_ARGS,
-                           env=slurm_env)
+        result = snakemake(
+            on_slurm, TARGET, "--profile", str(REPO / "profiles" / "slurm"), *CLUSTER_ARGS, env=slurm_env
+        )
         assert local_run.result().returncode == 0, local_run.result().stderr[-4000:]
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
@@ -208,17 +224,23 @@ def test_the_workflow_runs_through_slurm_and_equals_a_local_run(slurm_env, tmp_p
     # SLURM ran every job: four single ones and two group jobs
     submitted = dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: (\S+)\)\.", log))
     slurm_logs = on_slurm / ".snakemake" / "slurm_logs"
-    by_rule = {Path(path).relative_to(slurm_logs).parts[0].removeprefix("rule_"): job_id
-               for job_id, path in submitted.items()}
+    by_rule = {
+        Path(path).relative_to(slurm_logs).parts[0].removeprefix("rule_"): job_id for job_id, path in submitted.items()
+    }
     (group,) = set(by_rule) - {"sample", "train_classifier", "train_denoiser", "accuracy_table"}
     assert group.startswith("group_eval") and len(submitted) == 6
-    listed = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i %T"], env=slurm_env, capture_output=True,
-                            text=True).stdout
+    listed = subprocess.run(
+        ["squeue", "--states=all", "-h", "-o", "%i %T"], env=slurm_env, capture_output=True, text=True
+    ).stdout
     states = dict(line.split() for line in listed.splitlines() if line.strip())
     assert {job_id: states.get(job_id) for job_id in submitted} == dict.fromkeys(submitted, "COMPLETED")
     # inside its SLURM job, each job runs as a `localrule` (in the job's log, kept for the test)
-    inside = [line for path in submitted.values() for line in Path(path).read_text().splitlines()
-              if line.startswith("localrule ")]
+    inside = [
+        line
+        for path in submitted.values()
+        for line in Path(path).read_text().splitlines()
+        if line.startswith("localrule ")
+    ]
     assert len(inside) == int(re.search(r"(?m)^total\s+(\d+)$", log).group(1))
 
     # what each rule asked for reached SLURM: the config's overrides, the rules' defaults,
@@ -231,14 +253,22 @@ def test_the_workflow_runs_through_slurm_and_equals_a_local_run(slurm_env, tmp_p
     tables = sorted((local / "results" / "digits" / "tables").rglob("*.parquet"))
     assert len(tables) == 1
     for table in tables:
-        pd.testing.assert_frame_equal(pd.read_parquet(table), pd.read_parquet(on_slurm / table.relative_to(local)),
-                                      check_exact=True)
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(table), pd.read_parquet(on_slurm / table.relative_to(local)), check_exact=True
+        )
 
 
 def test_resources_come_from_the_config(tmp_path):
     """Without a cluster: the resources each job declares (what the slurm profile asks for)."""
-    config = {**SMALL, "device": "auto", "resources": {
-        "partition": "cpus", "gpu_partition": "gpus", "rules": {"train_denoiser": {"mem_mb": 1234, "cpus": 2}}}}
+    config = {
+        **SMALL,
+        "device": "auto",
+        "resources": {
+            "partition": "cpus",
+            "gpu_partition": "gpus",
+            "rules": {"train_denoiser": {"mem_mb": 1234, "cpus": 2}},
+        },
+    }
     result = snakemake(workflow_copy(tmp_path / "auto", config), "-n", TARGET)
     assert result.returncode == 0, result.stderr[-4000:]
     jobs = {job["rule"]: job for job in planned_jobs(result.stdout + result.stderr)}

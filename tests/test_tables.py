@@ -1,11 +1,11 @@
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from dds.io import DataFileError, ImageSet, write_images, write_table
-from dds.reporting.tables import ACCURACY_COLUMNS, accuracy_table, latex_table
+from dds.reporting.latex import accuracy_latex
+from dds.reporting.tables import ACCURACY_COLUMNS, accuracy_table
 
 LABELS = [3, 1, 4, 1]
 
@@ -14,13 +14,15 @@ def predictions(path, idx, correct, labels=None):
     """A prediction shard with the fixed format: idx, label, pred, correct, logits."""
     labels = [LABELS[i] for i in idx] if labels is None else labels
     preds = [lab if ok else (lab + 1) % 10 for lab, ok in zip(labels, correct)]
-    df = pd.DataFrame({
-        "idx": np.asarray(idx, dtype=np.int64),
-        "label": np.asarray(labels, dtype=np.int64),
-        "pred": np.asarray(preds, dtype=np.int64),
-        "correct": np.asarray(correct, dtype=bool),
-        "logits": [np.eye(10, dtype=np.float32)[p] for p in preds],
-    })
+    df = pd.DataFrame(
+        {
+            "idx": np.asarray(idx, dtype=np.int64),
+            "label": np.asarray(labels, dtype=np.int64),
+            "pred": np.asarray(preds, dtype=np.int64),
+            "correct": np.asarray(correct, dtype=bool),
+            "logits": [np.eye(10, dtype=np.float32)[p] for p in preds],
+        }
+    )
     write_table(df, path)
     return path
 
@@ -34,8 +36,10 @@ def adversarial(path, idx, linf, l2):
 
 def two_shards(tmp_path, name, correct):
     """Images 0..3 split over two shards, as the pipeline shards them."""
-    return [predictions(tmp_path / f"{name}_0.parquet", [0, 1], correct[:2]),
-            predictions(tmp_path / f"{name}_1.parquet", [2, 3], correct[2:])]
+    return [
+        predictions(tmp_path / f"{name}_0.parquet", [0, 1], correct[:2]),
+        predictions(tmp_path / f"{name}_1.parquet", [2, 3], correct[2:]),
+    ]
 
 
 @pytest.fixture
@@ -49,8 +53,12 @@ def shards(tmp_path):
         (0.25, 0.1): two_shards(tmp_path, "den025_01", [True, True, False, True]),
         (0.25, 0.0): two_shards(tmp_path, "den025_00", [True, True, True, True]),
     }
-    adv = {0.1: [adversarial(tmp_path / "adv01_0.parquet", [0, 1], [0.1, 0.09], [1.0, 2.0]),
-                 adversarial(tmp_path / "adv01_1.parquet", [2, 3], [0.1, 0.05], [3.0, 4.0])]}
+    adv = {
+        0.1: [
+            adversarial(tmp_path / "adv01_0.parquet", [0, 1], [0.1, 0.09], [1.0, 2.0]),
+            adversarial(tmp_path / "adv01_1.parquet", [2, 3], [0.1, 0.05], [3.0, 4.0]),
+        ]
+    }
     return undefended, denoised, adv
 
 
@@ -98,8 +106,10 @@ def test_count_mismatch(shards):
 
 def test_idx_mismatch(shards, tmp_path):
     undefended, denoised, adv = shards
-    undefended[0.1] = [predictions(tmp_path / "other.parquet", [0, 1, 2], [True] * 3),
-                       predictions(tmp_path / "other2.parquet", [9], [True], labels=[5])]
+    undefended[0.1] = [
+        predictions(tmp_path / "other.parquet", [0, 1, 2], [True] * 3),
+        predictions(tmp_path / "other2.parquet", [9], [True], labels=[5]),
+    ]
     with pytest.raises(ValueError, match="idx set differs"):
         accuracy_table("resnet50", "pgd", "ddpm", undefended, denoised, adv)
 
@@ -134,35 +144,44 @@ def test_missing_shard_names_file(shards, tmp_path):
 
 
 def small_table(classifier="resnet50"):
-    return pd.DataFrame({
-        "classifier": classifier, "attack": "pgd", "denoiser": "ddpm",
-        "sigma": [0.25, 0.25, 0.5], "epsilon": [0.005, 0.01, 0.005],
-        "clean_acc": [0.851, 0.851, 0.851], "pgd_acc": [0.5454, 0.296, 0.5454], "denoised_acc": [0.7333, 0.722, 2 / 3],
-    })
+    return pd.DataFrame(
+        {
+            "classifier": classifier,
+            "attack": "pgd",
+            "denoiser": "ddpm",
+            "sigma": [0.25, 0.25, 0.5],
+            "epsilon": [0.005, 0.01, 0.005],
+            "clean_acc": [0.851, 0.851, 0.851],
+            "pgd_acc": [0.5454, 0.296, 0.5454],
+            "denoised_acc": [0.7333, 0.722, 2 / 3],
+        }
+    )
 
 
 CAPTION = r"Clean & PGD: 100% of x_1 #2 $5 {a} ~b^c \d <e>"
 
 
-def test_latex_table_layout_and_escaping():
-    tex = latex_table(small_table(), CAPTION, "tab:imagenet")
+def test_accuracy_latex_layout_and_escaping():
+    tex = accuracy_latex(small_table(), CAPTION, "tab:imagenet")
     for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
         assert tex.count(rule) == 1
     assert r"Sigma & Epsilon & Clean Acc. & PGD Acc. & Denoised Acc. \\" in tex
     assert r"0.25 & 0.005 & 0.851 & 0.545 & 0.733 \\" in tex
     assert r"0.5 & 0.005 & 0.851 & 0.545 & 0.667 \\" in tex
-    assert (r"\caption{Clean \& PGD: 100\% of x\_1 \#2 \$5 \{a\} \textasciitilde{}b\textasciicircum{}c "
-            r"\textbackslash{}d \textless{}e\textgreater{}}") in tex
+    assert (
+        r"\caption{Clean \& PGD: 100\% of x\_1 \#2 \$5 \{a\} \textasciitilde{}b\textasciicircum{}c "
+        r"\textbackslash{}d \textless{}e\textgreater{}}"
+    ) in tex
     assert r"\label{tab:imagenet}" in tex
     assert tex.startswith(r"\begin{table}") and tex.rstrip().endswith(r"\end{table}")
 
 
-def test_latex_table_rejects_mixed_models_and_bad_label():
+def test_accuracy_latex_rejects_mixed_models_and_bad_label():
     with pytest.raises(ValueError, match="one \\(classifier, attack, denoiser\\) per table"):
-        latex_table(pd.concat([small_table("a"), small_table("b")]), "c", "tab:x")
+        accuracy_latex(pd.concat([small_table("a"), small_table("b")]), "c", "tab:x")
     with pytest.raises(ValueError, match="label"):
-        latex_table(small_table(), "c", "tab x}")
+        accuracy_latex(small_table(), "c", "tab x}")
 
 
-def test_latex_table_compiles(compile_latex):
-    compile_latex(latex_table(small_table(), CAPTION, "tab:imagenet"))
+def test_accuracy_latex_compiles(compile_latex):
+    compile_latex(accuracy_latex(small_table(), CAPTION, "tab:imagenet"))

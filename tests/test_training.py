@@ -3,47 +3,38 @@ and resuming after an interruption with exactly the weights of an uninterrupted 
 
 import pytest
 import torch
-from test_datasets import md5, write_cifar10
-from torchvision.datasets import CIFAR10
 
 from dds.io import load_tensors, read_images, read_json
 from dds.models import training
 from dds.models.classifiers import load_classifier
 from dds.pipeline.classifiers import train_classifier
-from dds.pipeline.sample import sample
-
-
-@pytest.fixture
-def cifar_sample(tmp_path, monkeypatch):
-    """The sample stage on a tiny CIFAR-10 (40 training, 60 test images; torchvision's md5
-    table pointed at these files): (train path, eval path)."""
-    write_cifar10(tmp_path, per_batch=8, test_size=60, seed=3)
-    folder = tmp_path / "cifar-10-batches-py"
-    monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", md5(folder / f"data_batch_{i}")]
-                                                for i in range(1, 6)])
-    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5(folder / "test_batch")]])
-    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5(folder / "batches.meta")})
-    paths = tmp_path / "train.parquet", tmp_path / "eval.parquet"
-    spec = {"name": "cifar10", "root": str(tmp_path), "download": False, "image_size": 32, "eval_size": 20}
-    sample(spec, 0, *paths, tmp_path / "manifest.json")
-    return paths
-
-
-def test_sample_takes_the_training_split_and_a_stratified_test_sample(cifar_sample):
-    train, evaluation = (read_images(p) for p in cifar_sample)
-    assert len(train) == 40 and torch.equal(train.idx, torch.arange(40))
-    assert len(evaluation) == 20 and evaluation.images.shape[1:] == (3, 32, 32)
-    assert evaluation.idx.max() < 60  # positions in the test split
 
 
 # dropout draws from torch's generator, augmentation from its own: both must be restored
-SPEC = {"model": "resnet18", "kwargs": {"drop_rate": 0.3}, "epochs": 2, "batch_size": 8, "lr": 0.003,
-        "weight_decay": 0.05, "augment": True, "resize": {"size": 40, "mode": "bilinear"}}
+SPEC = {
+    "model": "resnet18",
+    "kwargs": {"drop_rate": 0.3},
+    "epochs": 2,
+    "batch_size": 8,
+    "lr": 0.003,
+    "weight_decay": 0.05,
+    "augment": True,
+    "resize": {"size": 40, "mode": "bilinear"},
+}
 
 
 def train(paths, out, checkpoint):
-    train_classifier("resnet", SPEC, 0, "cpu", *paths, out / "resnet.safetensors", out / "resnet.json",
-                            checkpoint)
+    train_classifier(
+        train=paths[0],
+        eval=paths[1],
+        weights=out / "resnet.safetensors",
+        metrics=out / "resnet.json",
+        name="resnet",
+        spec=SPEC,
+        seed=0,
+        device="cpu",
+        checkpoint=checkpoint,
+    )
     return load_tensors(out / "resnet.safetensors")[0]
 
 
@@ -79,10 +70,12 @@ def test_a_checkpoint_of_another_run_is_discarded(tmp_path):
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     order = torch.Generator().manual_seed(0)
     training.save_checkpoint(tmp_path / "ck", 1, {"lr": 0.1}, model, optimizer, schedule, None, {"order": order})
-    assert training.load_checkpoint(tmp_path / "ck", {"lr": 0.1}, model, optimizer, schedule, None,
-                                    {"order": order}) == 1
-    assert training.load_checkpoint(tmp_path / "ck", {"lr": 0.2}, model, optimizer, schedule, None,
-                                    {"order": order}) == 0
+    assert (
+        training.load_checkpoint(tmp_path / "ck", {"lr": 0.1}, model, optimizer, schedule, None, {"order": order}) == 1
+    )
+    assert (
+        training.load_checkpoint(tmp_path / "ck", {"lr": 0.2}, model, optimizer, schedule, None, {"order": order}) == 0
+    )
     assert not (tmp_path / "ck").exists()
 
 
@@ -91,7 +84,7 @@ def test_augmentation_crops_a_padded_window_and_flips():
     out = training.augment_batch(x, torch.Generator().manual_seed(1), padding=2)
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(2):
-        windows = [padded[i, :, dy:dy + 6, dx:dx + 6] for dy in range(5) for dx in range(5)]
+        windows = [padded[i, :, dy : dy + 6, dx : dx + 6] for dy in range(5) for dx in range(5)]
         assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(-1)) for w in windows)
     again = training.augment_batch(x, torch.Generator().manual_seed(1), padding=2)
     assert torch.equal(out, again)

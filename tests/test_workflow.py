@@ -13,8 +13,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import TINY, snakemake, workflow_copy
 
+from conftest import TINY, snakemake, workflow_copy
 from dds.io import load_tensors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +25,11 @@ def test_tables_have_the_papers_columns_and_plausible_values(finished_run):
     results = finished_run / "results" / "digits"
     table = pd.read_parquet(results / "tables" / "resnet" / "pgd" / "ddpm.parquet")
     assert list(table[["sigma", "epsilon"]].itertuples(index=False, name=None)) == [
-        (0.25, 0.0), (0.25, 0.1), (0.5, 0.0), (0.5, 0.1)]
+        (0.25, 0.0),
+        (0.25, 0.1),
+        (0.5, 0.0),
+        (0.5, 0.1),
+    ]
     assert table["n"].eq(40).all()
     # the clean row is unperturbed, the attacked row within its epsilon ball
     assert table.loc[table.epsilon == 0.0, "linf_max"].eq(0).all()
@@ -64,8 +68,13 @@ def test_blur_majority_and_the_defences_comparison(finished_run):
     assert list(noise["noise_level"]) == [0.0, 0.25] and noise["n"].eq(40).all()
     assert set(blur.loc[blur["source"] == "attack", "epsilon"]) == {0.0, 0.1}
     defences = pd.read_parquet(results / "tables/defences.parquet")
-    assert set(defences["defence"]) == {"none", "diffusion sigma=0.25", "diffusion sigma=0.5", "blur single",
-                                        "blur majority"}
+    assert set(defences["defence"]) == {
+        "none",
+        "diffusion sigma=0.25",
+        "diffusion sigma=0.5",
+        "blur single",
+        "blur majority",
+    }
     html = (results / "report.html").read_text()
     assert "Certification" in html and "Gaussian-blur majority" in html
 
@@ -82,8 +91,9 @@ def test_attack_strength_adaptive_iterations_transfer(finished_run):
         main = pd.read_parquet(results / f"predictions/resnet/pgd/eps0.1/ddpm/sigma{sigma}/shard0.parquet")
         shard1 = pd.read_parquet(results / f"predictions/resnet/pgd/eps0.1/ddpm/sigma{sigma}/shard1.parquet")
         first = pd.concat([main, shard1]).head(25)
-        row = attacked[(attacked["attack"] == "unaware") & (attacked["sigma"] == sigma)
-                       & (attacked["classifier"] == "resnet")]
+        row = attacked[
+            (attacked["attack"] == "unaware") & (attacked["sigma"] == sigma) & (attacked["classifier"] == "resnet")
+        ]
         assert row["acc_single"].iloc[0] == pytest.approx(first["correct"].mean())
     assert "\\toprule" in (results / "tables/adaptive.tex").read_text()
     iterations = pd.read_parquet(results / "tables/iterations.parquet")
@@ -121,15 +131,27 @@ def test_every_stage_is_sharded_and_timed(finished_run):
     bench = list((results / "benchmarks").rglob("*.tsv"))
     assert len(bench) >= 1 + 2 + 4 + 8 + 4 + 8 + 1
     html = (results / "report.html").read_text()
-    for stage in ("train_denoiser", "attack", "denoise", "classify_undefended", "certify_clean", "blur_noise"):
+    for stage in (
+        "train_denoiser",
+        "attack",
+        "denoise_and_classify",
+        "classify_undefended",
+        "certify_clean",
+        "blur_noise",
+    ):
         assert stage in html
 
 
 def killed_during(workdir: Path, log_pattern: str) -> None:
     """Start the workflow and SIGKILL it, jobs and all, once a job whose log matches
     `log_pattern` has started; then release Snakemake's lock as a user would."""
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", "--rerun-incomplete"], cwd=workdir,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--rerun-incomplete"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 600
     while not any(workdir.glob(log_pattern)) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -154,8 +176,11 @@ def test_killed_runs_resume_to_byte_identical_results(finished_run, tmp_path):
     the uninterrupted run's byte for byte (tables) and exactly (every prediction)."""
     again = workflow_copy(tmp_path / "again", TINY)
     results = again / "results" / "digits"
-    for pattern in ("logs/digits/classifiers/*.log", "logs/digits/adversarial/**/*.log",
-                    "logs/digits/denoised/**/*.log"):
+    for pattern in (
+        "logs/digits/classifiers/*.log",
+        "logs/digits/adversarial/**/*.log",
+        "logs/digits/denoised/**/*.log",
+    ):
         killed_during(again, pattern)
         assert_outputs_complete(results)
     result = snakemake(again, "--rerun-incomplete")
@@ -185,7 +210,9 @@ def test_lint_and_format_are_clean():
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr
     snakefmt = Path(sys.executable).with_name("snakefmt")
-    fmt = subprocess.run([str(snakefmt), "--check", "--diff", "Snakefile", "workflow"], cwd=REPO, capture_output=True, text=True)
+    fmt = subprocess.run(
+        [str(snakefmt), "--check", "--diff", "Snakefile", "workflow"], cwd=REPO, capture_output=True, text=True
+    )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
@@ -200,7 +227,8 @@ def test_snakemake_report_collects_the_marked_figures(finished_run):
 def test_unreachable_epsilons_are_warned_before_any_job(finished_run):
     (finished_run / "paper-step.yaml").write_text(
         "attacks:\n  pgd:\n    method: pgd_linf\n    epsilons: [0.1]\n    steps: 5\n"
-        "    step_size: 0.00784313725490196\n    step_mode: absolute\n")
+        "    step_size: 0.00784313725490196\n    step_mode: absolute\n"
+    )
     result = snakemake(finished_run, "-n", "--configfile", "config.yaml", "paper-step.yaml")
     assert result.returncode == 0, result.stderr[-4000:]
     out = result.stdout + result.stderr

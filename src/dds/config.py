@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from dds.attacks.budget import ITERATIVE, NORMS
+from dds.attacks.registry import ITERATIVE, METHODS
 from dds.diffusion.checkpoints import CHECKPOINTS
 
 
@@ -90,18 +90,24 @@ def _check_dataset(config: dict) -> None:
     for key in foreign:
         if key in spec:
             users = [name for name, keys in DATASET_KEYS.items() if key in keys]
-            raise ConfigError(f"config key 'dataset.{key}': applies to dataset {' and '.join(users)} only, "
-                              f"not to {spec['name']}; remove it")
+            raise ConfigError(
+                f"config key 'dataset.{key}': applies to dataset {' and '.join(users)} only, "
+                f"not to {spec['name']}; remove it"
+            )
     for key, default in own.items():
         if default is not None:
             spec.setdefault(key, default)
     if spec["name"] == "imagenet" and "root" not in spec:
-        raise ConfigError("config key 'dataset.root': imagenet needs the folder of the validation images "
-                          "(class folders, or the flat official layout with labels_file)")
+        raise ConfigError(
+            "config key 'dataset.root': imagenet needs the folder of the validation images "
+            "(class folders, or the flat official layout with labels_file)"
+        )
     if spec["name"] == "cifar10" and spec["image_size"] != CIFAR10_SIZE:
-        raise ConfigError(f"config key 'dataset.image_size': CIFAR-10 images are {CIFAR10_SIZE}x{CIFAR10_SIZE}, "
-                          f"not {spec['image_size']}; to feed a classifier larger images, give it "
-                          "resize: {size: 224, mode: bilinear}")
+        raise ConfigError(
+            f"config key 'dataset.image_size': CIFAR-10 images are {CIFAR10_SIZE}x{CIFAR10_SIZE}, "
+            f"not {spec['image_size']}; to feed a classifier larger images, give it "
+            "resize: {size: 224, mode: bilinear}"
+        )
 
 
 def _check_models(config: dict) -> None:
@@ -110,11 +116,15 @@ def _check_models(config: dict) -> None:
     for name, spec in config["classifiers"].items():
         key = f"config key 'classifiers.{name}"
         if "weights" in spec and not spec["pretrained"]:
-            raise ConfigError(f"{key}.weights': pretrained weights for a classifier the workflow trains; "
-                              "set pretrained: true to use them, or remove weights")
+            raise ConfigError(
+                f"{key}.weights': pretrained weights for a classifier the workflow trains; "
+                "set pretrained: true to use them, or remove weights"
+            )
         if spec["pretrained"] and dataset["name"] != "imagenet":
-            raise ConfigError(f"{key}.pretrained': timm's pretrained heads predict the 1000 ImageNet-1k classes; "
-                              f"dataset {dataset['name']!r} has other labels: train the classifier instead")
+            raise ConfigError(
+                f"{key}.pretrained': timm's pretrained heads predict the 1000 ImageNet-1k classes; "
+                f"dataset {dataset['name']!r} has other labels: train the classifier instead"
+            )
     openai = {name: spec for name, spec in config["denoisers"].items() if spec["kind"] == "openai"}
     if not openai:
         return
@@ -122,17 +132,23 @@ def _check_models(config: dict) -> None:
     for name, spec in openai.items():
         key = f"config key 'denoisers.{name}"
         if spec["checkpoint"] not in CHECKPOINTS:
-            raise ConfigError(f"{key}.checkpoint': {spec['checkpoint']!r} is not an OpenAI checkpoint dds knows; "
-                              f"allowed: {', '.join(sorted(CHECKPOINTS))}")
+            raise ConfigError(
+                f"{key}.checkpoint': {spec['checkpoint']!r} is not an OpenAI checkpoint dds knows; "
+                f"allowed: {', '.join(sorted(CHECKPOINTS))}"
+            )
         size = CHECKPOINTS[spec["checkpoint"]].unet.image_size
         if size != dataset["image_size"]:
-            raise ConfigError(f"{key}.checkpoint': {spec['checkpoint']} denoises {size}x{size} images but "
-                              f"dataset.image_size is {dataset['image_size']}; set dataset.image_size: {size}")
+            raise ConfigError(
+                f"{key}.checkpoint': {spec['checkpoint']} denoises {size}x{size} images but "
+                f"dataset.image_size is {dataset['image_size']}; set dataset.image_size: {size}"
+            )
         source = (spec["url"], spec["sha256"])
         first = sources.setdefault(spec["checkpoint"], (name, source))
         if first[1] != source:
-            raise ConfigError(f"{key}': checkpoint {spec['checkpoint']} has another url or sha256 than in "
-                              f"denoisers.{first[0]}; one checkpoint file has one source")
+            raise ConfigError(
+                f"{key}': checkpoint {spec['checkpoint']} has another url or sha256 than in "
+                f"denoisers.{first[0]}; one checkpoint file has one source"
+            )
 
 
 def _check_reference(config: dict) -> None:
@@ -142,14 +158,18 @@ def _check_reference(config: dict) -> None:
         return
     for ours in reference["classifiers"]:
         if ours not in config["classifiers"]:
-            raise ConfigError(f"config key 'report.reference.classifiers': {ours!r} is not a classifier of this "
-                              f"config ({', '.join(config['classifiers'])})")
+            raise ConfigError(
+                f"config key 'report.reference.classifiers': {ours!r} is not a classifier of this "
+                f"config ({', '.join(config['classifiers'])})"
+            )
     for section in ("attack", "denoiser"):
         names = config[f"{section}s"]
         reference.setdefault(section, next(iter(names)))
         if reference[section] not in names:
-            raise ConfigError(f"config key 'report.reference.{section}': {reference[section]!r} is not "
-                              f"among this config's {section}s ({', '.join(names)})")
+            raise ConfigError(
+                f"config key 'report.reference.{section}': {reference[section]!r} is not "
+                f"among this config's {section}s ({', '.join(names)})"
+            )
 
 
 def _check_consistency(config: dict) -> None:
@@ -159,23 +179,37 @@ def _check_consistency(config: dict) -> None:
     _check_reference(config)
     for name, attack in config["attacks"].items():
         key = f"config key 'attacks.{name}'"
-        if NORMS[attack["method"]] == "linf" and max(attack["epsilons"]) > 1:
-            raise ConfigError(f"{key}: epsilon {max(attack['epsilons'])} is above 1, the whole [0,1] pixel range of "
-                              f"the L-inf attack {attack['method']}")
-        if attack["method"] not in ITERATIVE:
+        if attack["method"] not in METHODS:
+            raise ConfigError(
+                f"config key 'attacks.{name}.method': {attack['method']!r} is not an attack method dds "
+                f"knows; allowed: {', '.join(METHODS)}"
+            )
+        if METHODS[attack["method"]].norm == "linf" and max(attack["epsilons"]) > 1:
+            raise ConfigError(
+                f"{key}: epsilon {max(attack['epsilons'])} is above 1, the whole [0,1] pixel range of "
+                f"the L-inf attack {attack['method']}"
+            )
+        if not METHODS[attack["method"]].iterative:
             given = sorted({"steps", "step_size"} & set(attack))
             given += ["random_start"] if attack["random_start"] else []
             if given:
-                raise ConfigError(f"{key}: {given} only apply to PGD (pgd_linf, pgd_l2), not to {attack['method']}")
+                raise ConfigError(
+                    f"{key}: {given} only apply to PGD ({', '.join(ITERATIVE)}), not to {attack['method']}"
+                )
             continue
         if "steps" not in attack or "step_size" not in attack:
-            raise ConfigError(f"{key}: PGD needs 'steps' (iterations) and 'step_size' (with step_mode absolute, "
-                              "the step, e.g. 0.00784 = 2/255; with step_mode relative, step = step_size * epsilon / steps)")
+            raise ConfigError(
+                f"{key}: PGD needs 'steps' (iterations) and 'step_size' (with step_mode absolute, "
+                "the step, e.g. 0.00784 = 2/255; with step_mode relative, "
+                "step = step_size * epsilon / steps)"
+            )
     for eps in config["certify"]["epsilons"]:
         for name, attack in config["attacks"].items():
             if eps != 0 and eps not in attack["epsilons"]:
-                raise ConfigError(f"config key 'certify.epsilons': {eps} is not among the epsilons of attack "
-                                  f"'{name}' ({attack['epsilons']}); certify only sets the attacks make")
+                raise ConfigError(
+                    f"config key 'certify.epsilons': {eps} is not among the epsilons of attack "
+                    f"'{name}' ({attack['epsilons']}); certify only sets the attacks make"
+                )
     for section in ("iterations", "adaptive", "attention"):
         spec = config[section]
         if not spec["enabled"]:
@@ -185,21 +219,28 @@ def _check_consistency(config: dict) -> None:
         if missing:
             raise ConfigError(f"config key '{section}': {section} is enabled but {missing} not given")
         if spec["attack"] not in config["attacks"]:
-            raise ConfigError(f"{key}: {spec['attack']!r} is not an attack of this config ({', '.join(config['attacks'])})")
+            raise ConfigError(
+                f"{key}: {spec['attack']!r} is not an attack of this config ({', '.join(config['attacks'])})"
+            )
         method = config["attacks"][spec["attack"]]["method"]
         if method not in ITERATIVE:
-            raise ConfigError(f"{key}: {spec['attack']!r} is {method}; {section} needs a PGD attack (pgd_linf, pgd_l2)")
+            raise ConfigError(
+                f"{key}: {spec['attack']!r} is {method}; {section} needs a PGD attack ({', '.join(ITERATIVE)})"
+            )
     for section in ("adaptive", "attention"):  # both compare with the attack's own sets
         spec = config[section]
         if spec["enabled"]:
             allowed = config["attacks"][spec["attack"]]["epsilons"]
             for eps in spec["epsilons"]:
                 if eps not in allowed:
-                    raise ConfigError(f"config key '{section}.epsilons': {eps} is not among the epsilons of attack "
-                                      f"'{spec['attack']}' ({allowed}); {section} uses that attack's examples")
+                    raise ConfigError(
+                        f"config key '{section}.epsilons': {eps} is not among the epsilons of attack "
+                        f"'{spec['attack']}' ({allowed}); {section} uses that attack's examples"
+                    )
     attention = config["attention"]
     if attention["enabled"]:
         for sigma in attention.get("sigmas", []):
             if sigma not in config["sigmas"]:
-                raise ConfigError(f"config key 'attention.sigmas': {sigma} is not among the config's sigmas "
-                                  f"({config['sigmas']})")
+                raise ConfigError(
+                    f"config key 'attention.sigmas': {sigma} is not among the config's sigmas ({config['sigmas']})"
+                )

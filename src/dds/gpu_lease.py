@@ -85,7 +85,7 @@ def _lock_path(directory: Path, device_id: str) -> Path:
 
 def _try_lock(directory: Path, index: int, device_id: str) -> Lease | None:
     path = _lock_path(directory, device_id)
-    handle = open(path, "a+")
+    handle = open(path, "a+")  # noqa: SIM115 (held open: the lock lives as long as the job)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -126,7 +126,8 @@ def acquire(count: int, directory: Path | str | None = None, timeout: float | No
             raise LeaseTimeout(
                 f"all {len(ids)} GPUs ({', '.join(ids)}) stayed leased by other jobs (pids {_holders(paths)}) "
                 f"for {timeout:g} s: run Snakemake with --resources gpu=N, N at most the number of GPUs, or set "
-                f"{TIMEOUT_ENV} (seconds) to wait longer; the leases are the locks on the files in {directory}")
+                f"{TIMEOUT_ENV} (seconds) to wait longer; the leases are the locks on the files in {directory}"
+            )
         if not waiting:
             log.info("all %d GPUs are leased by other jobs; waiting up to %g s for one", len(ids), timeout)
             waiting = True

@@ -93,6 +93,12 @@ def read_table(path, columns=None) -> pd.DataFrame:
     return _read_parquet(path, columns).to_pandas()
 
 
+def require_columns(df: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {missing}; has {list(df.columns)}")
+
+
 def read_tables(paths, columns=None) -> pd.DataFrame:
     """Several Parquet tables (shards of one table, say) concatenated in order."""
     return pd.concat([read_table(p, columns) for p in paths], ignore_index=True)
@@ -137,8 +143,9 @@ def concat_images(parts: list) -> ImageSet:
     """Image sets (e.g. the shards of one set, in order) as one."""
     if not parts:
         raise ValueError("no image sets to concatenate")
-    return ImageSet(torch.cat([p.idx for p in parts]), torch.cat([p.labels for p in parts]),
-                    torch.cat([p.images for p in parts]))
+    return ImageSet(
+        torch.cat([p.idx for p in parts]), torch.cat([p.labels for p in parts]), torch.cat([p.images for p in parts])
+    )
 
 
 def first_images(paths, count: int) -> ImageSet:
@@ -169,8 +176,9 @@ def write_images(path, images: ImageSet, extra: dict | None = None) -> None:
     }
     for name, values in (extra or {}).items():
         columns[name] = pa.array(np.asarray(values))
-    table = pa.table(columns).replace_schema_metadata({SHAPE_KEY: json.dumps(list(x.shape[1:])).encode(),
-                                                       CHECKSUM_KEY: fingerprint(canonical).encode()})
+    table = pa.table(columns).replace_schema_metadata(
+        {SHAPE_KEY: json.dumps(list(x.shape[1:])).encode(), CHECKSUM_KEY: fingerprint(canonical).encode()}
+    )
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
@@ -180,8 +188,10 @@ def read_images(path) -> ImageSet:
     table = _read_parquet(path, ["idx", "label", "image"])
     meta = table.schema.metadata or {}
     if SHAPE_KEY not in meta or CHECKSUM_KEY not in meta:
-        raise DataFileError(f"{path}: no image shape or sha256 in the file metadata; it was not written by "
-                            "dds.io.write_images (delete it and rerun the rule that makes it)")
+        raise DataFileError(
+            f"{path}: no image shape or sha256 in the file metadata; it was not written by "
+            "dds.io.write_images (delete it and rerun the rule that makes it)"
+        )
     shape = json.loads(meta[SHAPE_KEY])
     blobs = table.column("image").to_pylist()
     size = int(np.prod(shape)) * 4
@@ -197,8 +207,10 @@ def read_images(path) -> ImageSet:
     )
     expected = meta[CHECKSUM_KEY].decode()
     if fingerprint(data) != expected:
-        raise DataFileError(f"{path}: content does not match the sha256 recorded when it was written ({expected}): "
-                            "the file was changed or damaged; delete it and rerun the rule that makes it")
+        raise DataFileError(
+            f"{path}: content does not match the sha256 recorded when it was written ({expected}): "
+            "the file was changed or damaged; delete it and rerun the rule that makes it"
+        )
     if not torch.isfinite(images).all():
         raise DataFileError(f"{path}: images contain NaN or Inf")
     if len(images) and (images.min() < 0 or images.max() > 1):

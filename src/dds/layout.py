@@ -19,7 +19,9 @@ DENOISER_METRICS = ROOT + "/denoisers/{denoiser}.json"
 ADVERSARIAL = ROOT + "/adversarial/{classifier}/{attack}/eps{epsilon}/shard{shard}.parquet"
 DENOISED = ROOT + "/denoised/{denoiser}/sigma{sigma}/{classifier}/{attack}/eps{epsilon}/shard{shard}.parquet"
 PREDICTIONS_UNDEFENDED = ROOT + "/predictions/{classifier}/{attack}/eps{epsilon}/undefended/shard{shard}.parquet"
-PREDICTIONS_DENOISED = ROOT + "/predictions/{classifier}/{attack}/eps{epsilon}/{denoiser}/sigma{sigma}/shard{shard}.parquet"
+PREDICTIONS_DENOISED = (
+    ROOT + "/predictions/{classifier}/{attack}/eps{epsilon}/{denoiser}/sigma{sigma}/shard{shard}.parquet"
+)
 TABLE = ROOT + "/tables/{classifier}/{attack}/{denoiser}.parquet"
 TABLE_TEX = ROOT + "/tables/{classifier}/{attack}/{denoiser}.tex"
 SUMMARY = ROOT + "/tables/accuracy.parquet"
@@ -110,20 +112,23 @@ def certify_rows(shard: int, shard_size: int, num_images: int, shard_file: bool)
 _NUMBERS = {"epsilon": float, "sigma": float, "noise": float, "shard": int}
 
 
-def _regex(pattern: str) -> re.Pattern:
+def _regex(pattern: str, choices: dict) -> re.Pattern:
     parts, seen = [], set()
     for literal, name, _, _ in string.Formatter().parse(pattern):
         parts.append(re.escape(literal))
         if name is not None:
-            parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>[^/]+)")
+            value = "|".join(map(re.escape, choices[name])) if name in choices else "[^/]+"
+            parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>{value})")
             seen.add(name)
     return re.compile("".join(parts))
 
 
-def parse(pattern: str, path) -> dict:
+def parse(pattern: str, path, **choices) -> dict:
     """The wildcard values of a concrete `path` of `pattern` (numbers as numbers): how a
-    stage learns what each of its input files is, from the file's own name."""
-    match = _regex(pattern).fullmatch(str(path))
+    stage learns what each of its input files is, from the file's own name. `choices`: the
+    names a wildcard can take, where names joined by "-" in one file name (figures named
+    accuracy-{classifier}-{attack}-{denoiser}) could otherwise split more than one way."""
+    match = _regex(pattern, choices).fullmatch(str(path))
     if match is None:
         raise ValueError(f"{path} is not a path of the pattern {pattern}")
     return {k: _NUMBERS.get(k, str)(v) for k, v in match.groupdict().items()}
@@ -138,18 +143,3 @@ def group(paths, pattern: str, *keys: str) -> dict:
         key = tuple(values[k] for k in keys)
         groups.setdefault(key[0] if len(keys) == 1 else key, []).append((values.get("shard", 0), str(path)))
     return {key: [p for _, p in sorted(members)] for key, members in groups.items()}
-
-
-def shard_paths(pattern: str, shards, **values) -> list[str]:
-    """The path of every shard of one output pattern."""
-    return [fill(pattern, shard=s, **values) for s in shards]
-
-
-def per_key(paths, keys) -> dict:
-    """A rule's flat list of input files, which lists the files of each key in turn (the same
-    number each), as key -> files."""
-    paths, keys = list(paths), list(keys)
-    if not keys or len(paths) % len(keys):
-        raise ValueError(f"{len(paths)} files cannot be split evenly over {len(keys)} keys")
-    n = len(paths) // len(keys)
-    return {key: paths[k * n : (k + 1) * n] for k, key in enumerate(keys)}

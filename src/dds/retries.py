@@ -6,6 +6,8 @@ runtime (Snakemake passes `attempt` to callable resources; `retries` in the prof
 
 def grows_with_attempt(first: int):
     """A Snakemake resource callable: `first` at attempt 1, `k * first` at attempt k."""
+
     def value(wildcards, attempt: int) -> int:
         return int(first) * int(attempt)
+
     return value

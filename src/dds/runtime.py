@@ -10,7 +10,7 @@ import torch
 def setup_job(log_path, threads: int) -> None:
     """Send logging and stderr to `log_path` (progress of long work goes there) and give
     torch as many CPU threads as the job was granted, so parallel jobs do not oversubscribe."""
-    stream = open(log_path, "a", buffering=1, encoding="utf-8")
+    stream = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (the job logs to it until it exits)
     sys.stderr = stream
     logging.basicConfig(stream=stream, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
     torch.set_num_threads(max(1, int(threads)))
@@ -26,7 +26,8 @@ def run_stage(stage, snakemake) -> None:
     for part in (snakemake.input, snakemake.output, snakemake.params):
         for key, value in part.items():
             if key in kwargs:
-                raise TypeError(f"{stage.__name__}: the rule names {key!r} twice (input, output and params keys "
-                                "must differ)")
+                raise TypeError(
+                    f"{stage.__name__}: the rule names {key!r} twice (input, output and params keys must differ)"
+                )
             kwargs[key] = value
     stage(**kwargs)

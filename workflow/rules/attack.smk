@@ -3,7 +3,7 @@ rule attack:
         eval=layout.SAMPLE_EVAL,
         classifier=layout.CLASSIFIER,
     output:
-        layout.ADVERSARIAL,
+        adversarial=layout.ADVERSARIAL,
     log:
         layout.log(layout.ADVERSARIAL),
     benchmark:
@@ -15,9 +15,16 @@ rule attack:
         **job_resources("attack", mem_mb=2000, runtime=60, gpu=True),
     params:
         spec=lambda wildcards: config["attacks"][wildcards.attack],
+        attack_name=lambda wildcards: wildcards.attack,
+        classifier_name=lambda wildcards: wildcards.classifier,
+        epsilon=lambda wildcards: float(wildcards.epsilon),
+        shard=lambda wildcards: int(wildcards.shard),
         shard_size=config["dataset"]["shard_size"],
         seed=config["seed"],
         batch_size=config["batch_size"],
         device=config["device"],
     script:
         "../scripts/attack.py"
+
+
+report_benchmarks("attack", layout.ADVERSARIAL)

@@ -1,4 +1,4 @@
-rule attention:
+rule attention_maps:
     input:
         unpack(get_attention_inputs),
     output:
@@ -14,24 +14,31 @@ rule attention:
         layout.benchmark(layout.ATTENTION)
     conda:
         TORCH_ENV
-    threads: job_threads("attention")
+    threads: job_threads("attention_maps")
     resources:
-        **job_resources("attention", mem_mb=2000, runtime=60, gpu=True),
+        **job_resources("attention_maps", mem_mb=2000, runtime=60, gpu=True),
     params:
+        classifier_name=lambda wildcards: wildcards.classifier,
         spec={**ATTENTION, "num_images": ATTENTION_IMAGES},
-        epsilons=["0.0", *ATTENTION_EPSILONS],
-        sigmas=ATTENTION_SIGMAS,
         batch_size=config["batch_size"],
         device=config["device"],
     script:
-        "../scripts/attention.py"
+        "../scripts/attention_maps.py"
+
+
+report_benchmarks(
+    "attention_maps",
+    layout.ATTENTION,
+    enabled=ATTENTION["enabled"],
+    attacks=section_attack("attention"),
+)
 
 
 rule attention_table:
     input:
-        all_outputs(layout.ATTENTION, attacks=section_attack("attention")),
+        maps=all_outputs(layout.ATTENTION, attacks=section_attack("attention")),
     output:
-        layout.ATTENTION_TABLE,
+        table=layout.ATTENTION_TABLE,
     log:
         layout.log(layout.ATTENTION_TABLE),
     conda:

@@ -11,7 +11,7 @@ rule blur_noise:
         ),
         classifier=layout.CLASSIFIER,
     output:
-        layout.BLUR_CLEAN,
+        predictions=layout.BLUR_CLEAN,
     log:
         layout.log(layout.BLUR_CLEAN),
     benchmark:
@@ -23,12 +23,16 @@ rule blur_noise:
         **job_resources("blur_noise", mem_mb=2000, runtime=30, gpu=True),
     params:
         spec=BLUR,
+        noise=lambda wildcards: float(wildcards.noise),
         seed=config["seed"],
         batch_size=config["batch_size"],
         device=config["device"],
         inference=config["inference"],
     script:
-        "../scripts/blur.py"
+        "../scripts/blur_noise.py"
+
+
+report_benchmarks("blur_noise", layout.BLUR_CLEAN, enabled=BLUR["enabled"])
 
 
 rule blur_adversarial:
@@ -36,7 +40,7 @@ rule blur_adversarial:
         images=layout.ADVERSARIAL,
         classifier=layout.CLASSIFIER,
     output:
-        layout.BLUR_ADVERSARIAL,
+        predictions=layout.BLUR_ADVERSARIAL,
     log:
         layout.log(layout.BLUR_ADVERSARIAL),
     benchmark:
@@ -53,7 +57,10 @@ rule blur_adversarial:
         device=config["device"],
         inference=config["inference"],
     script:
-        "../scripts/blur.py"
+        "../scripts/blur_adversarial.py"
+
+
+report_benchmarks("blur_adversarial", layout.BLUR_ADVERSARIAL, enabled=BLUR["enabled"])
 
 
 rule blur_table:
@@ -72,14 +79,16 @@ rule blur_table:
     resources:
         **job_resources("blur_table", mem_mb=1000, runtime=30),
     params:
-        noise_levels=NOISE_LEVELS,
-        epsilons=EPSILONS,
-        shards=SHARDS,
+        dataset=DATASET,
+        classifier=lambda wildcards: wildcards.classifier,
     script:
         "../scripts/blur_table.py"
 
 
-rule defences:
+report_benchmarks("blur_table", layout.BLUR_TABLE, enabled=BLUR["enabled"])
+
+
+rule defences_table:
     input:
         accuracy=all_outputs(layout.TABLE),
         blur=all_outputs(layout.BLUR_TABLE),
@@ -95,8 +104,8 @@ rule defences:
         layout.log(layout.DEFENCES),
     conda:
         REPORT_ENV
-    threads: job_threads("defences")
+    threads: job_threads("defences_table")
     resources:
-        **job_resources("defences", mem_mb=1000, runtime=30),
+        **job_resources("defences_table", mem_mb=1000, runtime=30),
     script:
-        "../scripts/defences.py"
+        "../scripts/defences_table.py"

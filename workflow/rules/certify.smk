@@ -6,7 +6,9 @@ rule certify_clean:
             layout.CLASSIFIER, classifier=CLASSIFIERS, allow_missing=True
         ),
     output:
-        expand(layout.CERTIFICATES_CLEAN, classifier=CLASSIFIERS, allow_missing=True),
+        certificates=expand(
+            layout.CERTIFICATES_CLEAN, classifier=CLASSIFIERS, allow_missing=True
+        ),
     log:
         layout.log(layout.CERTIFY_CLEAN_JOB),
     benchmark:
@@ -19,21 +21,29 @@ rule certify_clean:
     params:
         spec=CERTIFY,
         rows=lambda wildcards: certify_rows(wildcards, shard_file=False),
-        classifiers=CLASSIFIERS,
+        sigma=lambda wildcards: float(wildcards.sigma),
         seed=config["seed"],
         device=config["device"],
         inference=config["inference"],
     script:
-        "../scripts/certify.py"
+        "../scripts/certify_clean.py"
+
+
+report_benchmarks(
+    "certify_clean",
+    layout.CERTIFY_CLEAN_JOB,
+    enabled=CERTIFY["enabled"],
+    shards=CERTIFY_SHARDS,
+)
 
 
 rule certify_adversarial:
     input:
         images=layout.ADVERSARIAL,
         denoiser=layout.DENOISER,
-        classifiers=[layout.CLASSIFIER],
+        classifiers=layout.CLASSIFIER,
     output:
-        layout.CERTIFICATES_ADVERSARIAL,
+        certificates=layout.CERTIFICATES_ADVERSARIAL,
     log:
         layout.log(layout.CERTIFICATES_ADVERSARIAL),
     benchmark:
@@ -46,12 +56,21 @@ rule certify_adversarial:
     params:
         spec=CERTIFY,
         rows=lambda wildcards: certify_rows(wildcards, shard_file=True),
-        classifiers=lambda wildcards: [wildcards.classifier],
+        sigma=lambda wildcards: float(wildcards.sigma),
         seed=config["seed"],
         device=config["device"],
         inference=config["inference"],
     script:
-        "../scripts/certify.py"
+        "../scripts/certify_adversarial.py"
+
+
+report_benchmarks(
+    "certify_adversarial",
+    layout.CERTIFICATES_ADVERSARIAL,
+    enabled=CERTIFY["enabled"],
+    shards=CERTIFY_SHARDS,
+    epsilons=CERTIFY_EPSILONS,
+)
 
 
 rule certified_table:
@@ -79,8 +98,11 @@ rule certified_table:
         **job_resources("certified_table", mem_mb=1000, runtime=30),
     params:
         spec=CERTIFY,
-        sigmas=SIGMAS,
-        shards=CERTIFY_SHARDS,
-        adversarial_sets=ADVERSARIAL_CERTIFIED,
+        dataset=DATASET,
+        classifier=lambda wildcards: wildcards.classifier,
+        denoiser=lambda wildcards: wildcards.denoiser,
     script:
         "../scripts/certified_table.py"
+
+
+report_benchmarks("certified_table", layout.CERTIFIED, enabled=CERTIFY["enabled"])

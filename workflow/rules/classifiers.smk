@@ -18,6 +18,7 @@ rule train_classifier:
     resources:
         **job_resources("train_classifier", mem_mb=3000, runtime=240, gpu=True),
     params:
+        name=lambda wildcards: wildcards.classifier,
         spec=lambda wildcards: config["classifiers"][wildcards.classifier],
         seed=config["seed"],
         device=config["device"],
@@ -29,11 +30,17 @@ rule train_classifier:
         "../scripts/train_classifier.py"
 
 
+report_benchmarks("train_classifier", layout.CLASSIFIER)
+
+
 # timm's pretrained weights: from the cache (filled when the machine is online) or a file;
 # run where the workflow starts, since cluster nodes are often offline
 rule pretrained_classifier:
     input:
-        lambda wildcards: config["classifiers"][wildcards.classifier].get("weights", []),
+        # the weights file the config names, if any
+        source=lambda wildcards: config["classifiers"][wildcards.classifier].get(
+            "weights", []
+        ),
     output:
         weights=layout.CLASSIFIER,
         metrics=layout.CLASSIFIER_METRICS,
@@ -51,6 +58,7 @@ rule pretrained_classifier:
     resources:
         **job_resources("pretrained_classifier", mem_mb=4000, runtime=30),
     params:
+        name=lambda wildcards: wildcards.classifier,
         spec=lambda wildcards: config["classifiers"][wildcards.classifier],
     script:
         "../scripts/pretrained_classifier.py"

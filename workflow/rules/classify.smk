@@ -3,7 +3,7 @@ rule classify_undefended:
         images=layout.ADVERSARIAL,
         classifier=layout.CLASSIFIER,
     output:
-        layout.PREDICTIONS_UNDEFENDED,
+        predictions=layout.PREDICTIONS_UNDEFENDED,
     log:
         layout.log(layout.PREDICTIONS_UNDEFENDED),
     benchmark:
@@ -18,4 +18,7 @@ rule classify_undefended:
         device=config["device"],
         inference=config["inference"],
     script:
-        "../scripts/classify.py"
+        "../scripts/classify_undefended.py"
+
+
+report_benchmarks("classify_undefended", layout.PREDICTIONS_UNDEFENDED)

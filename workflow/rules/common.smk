@@ -5,6 +5,7 @@ import dds.attacks.budget
 import dds.config
 from dds import layout
 from dds.retries import grows_with_attempt
+from snakemake.io import strip_wildcard_constraints
 
 dds.config.validate(
     config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -24,7 +25,6 @@ CERTIFY = config["certify"]
 CERTIFY_IMAGES = min(CERTIFY["num_images"], config["dataset"]["eval_size"])
 CERTIFY_SHARDS = list(range(-(-CERTIFY_IMAGES // SHARD_SIZE)))
 CERTIFY_EPSILONS = [layout.num(e) for e in sorted(map(float, CERTIFY["epsilons"]))]
-ADVERSARIAL_CERTIFIED = [[a, e] for a in config["attacks"] for e in CERTIFY_EPSILONS]
 BLUR = config["blur"]
 NOISE_LEVELS = [layout.num(n) for n in BLUR["noise_levels"]]
 # the conda environments (--software-deployment-method conda) of the rule families
@@ -109,25 +109,21 @@ wildcard_constraints:
     shard=r"[0-9]+",
 
 
-def table_grid(attack):
-    """The parameters that name every input of one accuracy table, in a fixed order."""
-    return {"epsilons": EPSILONS[attack], "sigmas": SIGMAS, "shards": SHARDS}
-
-
 def get_table_inputs(wildcards):
+    """The shards of one accuracy table: adversarial images and undefended predictions at each
+    epsilon, denoised predictions at each (sigma, epsilon)."""
     grid = dict(
         dataset=DATASET,
         classifier=wildcards.classifier,
         attack=wildcards.attack,
+        epsilon=EPSILONS[wildcards.attack],
         shard=SHARDS,
     )
-    eps = EPSILONS[wildcards.attack]
     return {
-        "adversarial": expand(layout.ADVERSARIAL, epsilon=eps, **grid),
-        "undefended": expand(layout.PREDICTIONS_UNDEFENDED, epsilon=eps, **grid),
+        "adversarial": expand(layout.ADVERSARIAL, **grid),
+        "undefended": expand(layout.PREDICTIONS_UNDEFENDED, **grid),
         "denoised": expand(
             layout.PREDICTIONS_DENOISED,
-            epsilon=eps,
             sigma=SIGMAS,
             denoiser=wildcards.denoiser,
             **grid,
@@ -136,35 +132,36 @@ def get_table_inputs(wildcards):
 
 
 def certify_rows(wildcards, shard_file):
+    """The rows of its input file a certification job certifies (layout.certify_rows)."""
     return layout.certify_rows(
         int(wildcards.shard), SHARD_SIZE, CERTIFY_IMAGES, shard_file
     )
 
 
 def get_certified_inputs(wildcards):
+    """The certificates of one (classifier, denoiser), clean and adversarial, and the
+    adversarial shards holding the perturbation norms (none without certify epsilons);
+    certified_table learns each file's sigma, attack and epsilon from its path."""
     where = dict(
         dataset=DATASET,
         classifier=wildcards.classifier,
         denoiser=wildcards.denoiser,
         shard=CERTIFY_SHARDS,
     )
-    inputs = {"clean": expand(layout.CERTIFICATES_CLEAN, sigma=SIGMAS, **where)}
-    if ADVERSARIAL_CERTIFIED:
-        attacks = list(config["attacks"])
-        inputs["adversarial"] = expand(
-            layout.CERTIFICATES_ADVERSARIAL,
-            attack=attacks,
-            epsilon=CERTIFY_EPSILONS,
-            sigma=SIGMAS,
-            **where,
-        )
-        inputs["norms"] = expand(
-            layout.ADVERSARIAL, attack=attacks, epsilon=CERTIFY_EPSILONS, **where
-        )
-    return inputs
+    attacked = dict(attack=list(config["attacks"]), epsilon=CERTIFY_EPSILONS)
+    return {
+        "clean": expand(layout.CERTIFICATES_CLEAN, sigma=SIGMAS, **where),
+        "adversarial": expand(
+            layout.CERTIFICATES_ADVERSARIAL, sigma=SIGMAS, **attacked, **where
+        ),
+        "norms": expand(layout.ADVERSARIAL, **attacked, **where),
+    }
 
 
 def get_blur_inputs(wildcards):
+    """The blur-majority shards of one classifier, clean (per noise level) and
+    adversarial (per attack and epsilon); blur_table learns each file's noise, attack
+    and epsilon from its path."""
     where = dict(dataset=DATASET, classifier=wildcards.classifier, shard=SHARDS)
     return {
         "clean": expand(layout.BLUR_CLEAN, noise=NOISE_LEVELS, **where),
@@ -210,44 +207,32 @@ ADAPTIVE_SHARDS = list(range(-(-ADAPTIVE_IMAGES // SHARD_SIZE)))
 
 
 def get_unaware_sets(wildcards):
-    """The unaware PGD shards holding the adaptive attack's images, epsilon by epsilon."""
-    return [
-        layout.fill(
-            layout.ADVERSARIAL,
-            dataset=DATASET,
-            classifier=wildcards.classifier,
-            attack=wildcards.attack,
-            epsilon=float(eps),
-            shard=shard,
-        )
-        for eps in ADAPTIVE_EPSILONS
-        for shard in ADAPTIVE_SHARDS
-    ]
+    """The unaware PGD shards holding the adaptive attack's images, at each epsilon."""
+    return expand(
+        layout.ADVERSARIAL,
+        dataset=DATASET,
+        classifier=wildcards.classifier,
+        attack=wildcards.attack,
+        epsilon=ADAPTIVE_EPSILONS,
+        shard=ADAPTIVE_SHARDS,
+    )
 
 
 def get_transfer_inputs(wildcards):
-    """The source's adversarial and denoised shards, epsilon by epsilon (then sigma)."""
+    """The source's adversarial shards at each epsilon, its denoised shards at each (sigma,
+    epsilon), and every classifier (in config order: the table's targets)."""
     where = dict(
         dataset=DATASET,
         classifier=wildcards.classifier,
         attack=wildcards.attack,
-        denoiser=wildcards.denoiser,
+        epsilon=EPSILONS[wildcards.attack],
+        shard=SHARDS,
     )
-    eps = EPSILONS[wildcards.attack]
     return {
-        "adversarial": [
-            layout.fill(layout.ADVERSARIAL, epsilon=float(e), shard=s, **where)
-            for e in eps
-            for s in SHARDS
-        ],
-        "denoised": [
-            layout.fill(
-                layout.DENOISED, epsilon=float(e), sigma=float(g), shard=s, **where
-            )
-            for g in SIGMAS
-            for e in eps
-            for s in SHARDS
-        ],
+        "adversarial": expand(layout.ADVERSARIAL, **where),
+        "denoised": expand(
+            layout.DENOISED, sigma=SIGMAS, denoiser=wildcards.denoiser, **where
+        ),
         "classifiers": expand(
             layout.CLASSIFIER, dataset=DATASET, classifier=CLASSIFIERS
         ),
@@ -264,30 +249,26 @@ ATTENTION_SHARDS = list(range(-(-ATTENTION_IMAGES // SHARD_SIZE)))
 
 
 def get_attention_inputs(wildcards):
-    """Shards holding the mapped images: adversarial at epsilon 0 (clean) and each epsilon,
-    epsilon by epsilon; denoised at each sigma of each of those, sigma by sigma."""
+    """Shards holding the mapped images: adversarial at epsilon 0 (clean) and each epsilon;
+    denoised at each sigma of each of those."""
     where = dict(
         dataset=DATASET,
         classifier=wildcards.classifier,
         attack=wildcards.attack,
-        denoiser=wildcards.denoiser,
+        epsilon=["0.0", *ATTENTION_EPSILONS],
+        shard=ATTENTION_SHARDS,
     )
-    eps = ["0.0", *ATTENTION_EPSILONS]
     return {
-        "classifier": layout.fill(layout.CLASSIFIER, **where),
-        "adversarial": [
-            layout.fill(layout.ADVERSARIAL, epsilon=float(e), shard=s, **where)
-            for e in eps
-            for s in ATTENTION_SHARDS
-        ],
-        "denoised": [
-            layout.fill(
-                layout.DENOISED, epsilon=float(e), sigma=float(g), shard=s, **where
-            )
-            for g in ATTENTION_SIGMAS
-            for e in eps
-            for s in ATTENTION_SHARDS
-        ],
+        "classifier": layout.fill(
+            layout.CLASSIFIER, dataset=DATASET, classifier=wildcards.classifier
+        ),
+        "adversarial": expand(layout.ADVERSARIAL, **where),
+        "denoised": expand(
+            layout.DENOISED,
+            sigma=ATTENTION_SIGMAS,
+            denoiser=wildcards.denoiser,
+            **where,
+        ),
     }
 
 
@@ -296,57 +277,59 @@ def section_attack(section):
     return [config[section]["attack"]] if config[section]["enabled"] else []
 
 
-# the stages before the report: the pattern of each job's main output, and its axes
-STAGES = {
-    "sample": (layout.MANIFEST, {}),
-    "train_classifier": (layout.CLASSIFIER, {}),
-    "train_denoiser": (layout.DENOISER, {}),
-    "attack": (layout.ADVERSARIAL, {}),
-    "denoise": (layout.DENOISED, {}),
-    "classify_undefended": (layout.PREDICTIONS_UNDEFENDED, {}),
-    "accuracy_table": (layout.TABLE, {}),
-}
-if CERTIFY["enabled"]:
-    STAGES["certify_clean"] = (layout.CERTIFY_CLEAN_JOB, {"shards": CERTIFY_SHARDS})
-    STAGES["certify_adversarial"] = (
-        layout.CERTIFICATES_ADVERSARIAL,
-        {"shards": CERTIFY_SHARDS, "epsilons": CERTIFY_EPSILONS},
-    )
-    STAGES["certified_table"] = (layout.CERTIFIED, {})
-if BLUR["enabled"]:
-    STAGES["blur_noise"] = (layout.BLUR_CLEAN, {})
-    STAGES["blur_adversarial"] = (layout.BLUR_ADVERSARIAL, {})
-    STAGES["blur_table"] = (layout.BLUR_TABLE, {})
-if config["iterations"]["enabled"]:
-    STAGES["iterations"] = (
-        layout.ITERATIONS,
-        {"attacks": [config["iterations"]["attack"]]},
-    )
-if config["adaptive"]["enabled"]:
-    STAGES["adaptive"] = (layout.ADAPTIVE, {"attacks": [config["adaptive"]["attack"]]})
-if config["transfer"]["enabled"]:
-    STAGES["transfer"] = (layout.TRANSFER, {})
-if config["attention"]["enabled"]:
-    STAGES["attention"] = (
-        layout.ATTENTION,
-        {"attacks": [config["attention"]["attack"]]},
-    )
+# the report's table of time and memory per stage: rule -> the benchmark pattern of its jobs,
+# the axes they span (see all_outputs) and whether its section is enabled; filled by a
+# report_benchmarks call right after each rule with a benchmark directive
+STAGES = {}
+
+
+def report_benchmarks(stage, pattern, enabled=True, **axes):
+    """Register the jobs of rule `stage` (one per concrete path of `pattern`, its main output,
+    over `axes`) in the report's table of time and memory per stage."""
+    if stage in STAGES:
+        raise ValueError(f"report_benchmarks: {stage} is registered twice")
+    STAGES[stage] = (layout.benchmark(pattern), axes, enabled)
+
+
+def check_benchmarks():
+    """Once all rules are defined: every registered stage is a rule with that benchmark, and
+    every rule with a benchmark directive is registered (a rule making another rule's outputs,
+    e.g. pretrained_classifier for train_classifier, counts in that rule's stage), so the
+    report's list of stages cannot drift from the rules."""
+    benchmarks = {
+        r.name: strip_wildcard_constraints(str(r.benchmark))
+        for r in workflow.rules
+        if r.benchmark
+    }
+    registered = {stage: pattern for stage, (pattern, _, _) in STAGES.items()}
+    wrong = sorted(s for s, b in registered.items() if benchmarks.get(s) != b)
+    missing = sorted(r for r, b in benchmarks.items() if b not in registered.values())
+    if wrong or missing:
+        raise ValueError(
+            "the report's stages (report_benchmarks after each rule) do not match the rules' "
+            f"benchmark directives: registered without that benchmark: {wrong or 'none'}; "
+            f"benchmarked but not registered: {missing or 'none'}"
+        )
 
 
 def get_benchmarks(wildcards):
     """The benchmark file (time, peak memory) of every job before the report, by stage."""
     return {
-        stage: all_outputs(layout.benchmark(pattern), **axes)
-        for stage, (pattern, axes) in STAGES.items()
+        stage: all_outputs(pattern, **axes)
+        for stage, (pattern, axes, enabled) in STAGES.items()
+        if enabled
     }
 
 
 def get_report_tables(wildcards):
+    """The tables and figures of the report's sections, of the sections enabled."""
     tables = {}
     if CERTIFY["enabled"]:
         tables["certified"] = all_outputs(layout.CERTIFIED)
+        tables["certified_png"] = all_outputs(layout.CERTIFIED_PNG)
     if BLUR["enabled"]:
-        tables["defences"] = layout.fill(layout.DEFENCES, dataset=DATASET)
+        tables["blur"] = all_outputs(layout.BLUR_TABLE)
+        tables["defences_png"] = layout.fill(layout.DEFENCES_PNG, dataset=DATASET)
     # the attack-strength tables, each with its figure
     for section, table, png in [
         ("iterations", layout.ITERATIONS_TABLE, layout.ITERATIONS_PNG),
@@ -354,13 +337,12 @@ def get_report_tables(wildcards):
         ("transfer", layout.TRANSFER_TABLE, layout.TRANSFER_PNG),
     ]:
         if config[section]["enabled"]:
-            # named apart from the stages' benchmark lists (same names)
             tables[f"{section}_table"] = layout.fill(table, dataset=DATASET)
             tables[f"{section}_png"] = layout.fill(png, dataset=DATASET)
-    if config["attention"]["enabled"]:
+    if ATTENTION["enabled"]:
         tables["attention_table"] = layout.fill(layout.ATTENTION_TABLE, dataset=DATASET)
         tables["attention_png"] = all_outputs(
-            layout.ATTENTION_PNG, attacks=[config["attention"]["attack"]]
+            layout.ATTENTION_PNG, attacks=section_attack("attention")
         )
     reference = config["report"].get("reference")
     if reference is not None:
@@ -377,15 +359,13 @@ FIRST = {
 
 
 def get_example_inputs(wildcards):
+    """Shard 0 clean, attacked at the largest epsilon, and denoised at each sigma."""
     where = dict(dataset=DATASET, shard=0, **FIRST)
-    largest = float(EPSILONS[FIRST["attack"]][-1])
+    largest = EPSILONS[FIRST["attack"]][-1]
     return {
         "clean": layout.fill(layout.ADVERSARIAL, epsilon=0.0, **where),
-        "adversarial": layout.fill(layout.ADVERSARIAL, epsilon=largest, **where),
-        "denoised": [
-            layout.fill(layout.DENOISED, epsilon=largest, sigma=float(s), **where)
-            for s in SIGMAS
-        ],
+        "adversarial": layout.fill(layout.ADVERSARIAL, epsilon=float(largest), **where),
+        "denoised": expand(layout.DENOISED, epsilon=largest, sigma=SIGMAS, **where),
     }
 
 

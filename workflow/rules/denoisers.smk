@@ -18,6 +18,7 @@ rule train_denoiser:
     resources:
         **job_resources("train_denoiser", mem_mb=3000, runtime=720, gpu=True),
     params:
+        name=lambda wildcards: wildcards.denoiser,
         spec=lambda wildcards: config["denoisers"][wildcards.denoiser],
         seed=config["seed"],
         device=config["device"],
@@ -25,11 +26,14 @@ rule train_denoiser:
         "../scripts/train_denoiser.py"
 
 
+report_benchmarks("train_denoiser", layout.DENOISER)
+
+
 # an official checkpoint: verified (sha256, strict load) once, then referenced by the
 # denoiser file that every stage loads (and verifies again)
 rule openai_denoiser:
     input:
-        checkpoint_file,
+        checkpoint=checkpoint_file,
     output:
         weights=layout.DENOISER,
         metrics=layout.DENOISER_METRICS,
@@ -46,6 +50,7 @@ rule openai_denoiser:
     resources:
         **job_resources("openai_denoiser", mem_mb=8000, runtime=30),
     params:
+        name=lambda wildcards: wildcards.denoiser,
         spec=lambda wildcards: OPENAI[wildcards.denoiser],
     script:
         "../scripts/openai_denoiser.py"
@@ -54,7 +59,7 @@ rule openai_denoiser:
 # downloads run where the workflow starts, since cluster nodes are often offline
 rule fetch_denoiser:
     output:
-        layout.CHECKPOINT,
+        checkpoint=layout.CHECKPOINT,
     log:
         layout.log(layout.CHECKPOINT),
     wildcard_constraints:

@@ -8,10 +8,16 @@ rule report:
         # an input, so that editing the template reruns the report (and only it)
         template=REPORT_TEMPLATE,
         accuracy=all_outputs(layout.ACCURACY_PNG),
-        metrics=all_outputs(layout.CLASSIFIER_METRICS)
-        + all_outputs(layout.DENOISER_METRICS),
+        classifier_metrics=expand(
+            layout.CLASSIFIER_METRICS, dataset=DATASET, classifier=CLASSIFIERS
+        ),
+        denoiser_metrics=expand(
+            layout.DENOISER_METRICS,
+            dataset=DATASET,
+            denoiser=list(config["denoisers"]),
+        ),
     output:
-        layout.REPORT,
+        html=layout.REPORT,
     log:
         layout.log(layout.REPORT),
     conda:
@@ -21,6 +27,5 @@ rule report:
         **job_resources("report", mem_mb=1000, runtime=30),
     params:
         config=config,
-        stages=list(STAGES),
     script:
         "../scripts/report.py"

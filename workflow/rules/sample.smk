@@ -17,3 +17,6 @@ rule sample:
         seed=config["seed"],
     script:
         "../scripts/sample.py"
+
+
+report_benchmarks("sample", layout.MANIFEST)

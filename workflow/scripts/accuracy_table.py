@@ -1,7 +1,4 @@
 from dds.pipeline.accuracy import accuracy_table
-from dds.runtime import setup_job
+from dds.runtime import run_stage
 
-setup_job(snakemake.log[0], snakemake.threads)
-w, out, grid = snakemake.wildcards, snakemake.output, snakemake.params.grid
-accuracy_table(w.dataset, w.classifier, w.attack, w.denoiser, grid["epsilons"], grid["sigmas"],
-                         grid["shards"], out.table, out.tex, out.png, out.svg)
+run_stage(accuracy_table, snakemake)

@@ -1,5 +1,4 @@
-from dds.pipeline.attention import attention_summary
-from dds.runtime import setup_job
+from dds.pipeline.attention import attention_table
+from dds.runtime import run_stage
 
-setup_job(snakemake.log[0], snakemake.threads)
-attention_summary(list(snakemake.input), snakemake.output[0])
+run_stage(attention_table, snakemake)

@@ -1,6 +1,4 @@
-from dds.pipeline.blur import blur_summary
-from dds.runtime import setup_job
+from dds.pipeline.blur import blur_table
+from dds.runtime import run_stage
 
-setup_job(snakemake.log[0], snakemake.threads)
-w, p, o = snakemake.wildcards, snakemake.params, snakemake.output
-blur_summary(w.dataset, w.classifier, p.noise_levels, p.epsilons, p.shards, o.table, o.tex)
+run_stage(blur_table, snakemake)

@@ -1,7 +1,4 @@
-from dds.pipeline.certify import certified
-from dds.runtime import setup_job
+from dds.pipeline.certify import certified_table
+from dds.runtime import run_stage
 
-setup_job(snakemake.log[0], snakemake.threads)
-w, p, o = snakemake.wildcards, snakemake.params, snakemake.output
-certified(w.dataset, w.classifier, w.denoiser, p.sigmas, p.shards, p.adversarial_sets, p.spec, o.table,
-                    o.tex, o.png, o.svg, dict(zip(map(float, p.sigmas), o.tsv)), o.multiscale)
+run_stage(certified_table, snakemake)

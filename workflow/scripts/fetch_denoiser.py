@@ -1,5 +1,4 @@
-from dds.pipeline.denoisers import fetch_checkpoint
-from dds.runtime import setup_job
+from dds.pipeline.denoisers import fetch_denoiser
+from dds.runtime import run_stage
 
-setup_job(snakemake.log[0], snakemake.threads)
-fetch_checkpoint(snakemake.params.url, snakemake.params.sha256, snakemake.output[0])
+run_stage(fetch_denoiser, snakemake)

@@ -1,6 +1,4 @@
-from dds.pipeline.iterations import iterations_summary
-from dds.runtime import setup_job
+from dds.pipeline.iterations import iterations_table
+from dds.runtime import run_stage
 
-setup_job(snakemake.log[0], snakemake.threads)
-o = snakemake.output
-iterations_summary(list(snakemake.input), o.table, o.png, o.svg)
+run_stage(iterations_table, snakemake)

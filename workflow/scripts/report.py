@@ -1,6 +1,4 @@
-from dds.pipeline.report import html_report
-from dds.runtime import setup_job
+from dds.pipeline.report import report
+from dds.runtime import run_stage
 
-setup_job(snakemake.log[0], snakemake.threads)
-stages = {stage: list(snakemake.input[stage]) for stage in snakemake.params.stages}
-html_report(snakemake.params.config, snakemake.input.summary, stages, snakemake.output[0])
+run_stage(report, snakemake)

@@ -1,6 +1,4 @@
-from dds.pipeline.transfer import transfer_summary
-from dds.runtime import setup_job
+from dds.pipeline.transfer import transfer_table
+from dds.runtime import run_stage
 
-setup_job(snakemake.log[0], snakemake.threads)
-o = snakemake.output
-transfer_summary(list(snakemake.input), o.table, o.png, o.svg)
+run_stage(transfer_table, snakemake)

@@ -1,4 +1,4 @@
-"""The attack that knows the defence (DESIGN.md 1.6): PGD whose gradient flows through the
+"""The attack that knows the defence (docs/science.md §1.6): PGD whose gradient flows through the
 added noise, the one-shot denoiser and the classifier, with expectation over noise draws
 (EOT), against one of two targets:
 
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dds.attacks.budget import NORMS, step_size
+from dds.attacks.registry import ITERATIVE, METHODS, step_size
 from dds.seeding import generator, image_normal
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 TARGETS = ("single", "smoothed")
 
 
-def eot_gradient(logits_fn, x: torch.Tensor, labels: torch.Tensor, noise_fn, draws: int, draws_per_pass: int,
-                 target: str) -> torch.Tensor:
+def eot_gradient(
+    logits_fn, x: torch.Tensor, labels: torch.Tensor, noise_fn, draws: int, draws_per_pass: int, target: str
+) -> torch.Tensor:
     """Gradient with respect to `x` of the attack's loss (to ascend), summed over images.
 
     `logits_fn(x, noise)`: logits of the defended classifier on `x` with standard normal
@@ -79,8 +80,15 @@ def random_start(idx: torch.Tensor, shape, epsilon: float, norm: str, seed: int)
     return torch.stack(out) if out else torch.empty((0, *shape))
 
 
-def pgd(grad_fn, images: torch.Tensor, epsilon: float, alpha: float, steps: int, norm: str,
-        start: torch.Tensor | None = None) -> torch.Tensor:
+def pgd(
+    grad_fn,
+    images: torch.Tensor,
+    epsilon: float,
+    alpha: float,
+    steps: int,
+    norm: str,
+    start: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Projected gradient ascent in the L-inf or L2 ball of radius `epsilon` around `images`,
     kept in [0,1], from `images + start` (no random start: None); `grad_fn(x, step)` gives
     the gradient of the loss at step `step`."""
@@ -115,13 +123,24 @@ class Defended(nn.Module):
         return self.classifier(self.denoiser(x, noise))
 
 
-def adaptive_attack(defended: Defended, spec: dict, epsilon: float, idx: torch.Tensor, images: torch.Tensor,
-                    labels: torch.Tensor, target: str, draws: int, draws_per_pass: int, seed: int,
-                    batch_size: int, device) -> torch.Tensor:
+def adaptive_attack(
+    defended: Defended,
+    spec: dict,
+    epsilon: float,
+    idx: torch.Tensor,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    target: str,
+    draws: int,
+    draws_per_pass: int,
+    seed: int,
+    batch_size: int,
+    device,
+) -> torch.Tensor:
     """Adversarial images against the defended pipeline, with the method, steps, step size
-    and random start of the PGD attack `spec` (pgd_linf or pgd_l2) at radius `epsilon`."""
-    if spec["method"] not in ("pgd_linf", "pgd_l2"):
-        raise ValueError(f"the adaptive attack runs PGD (pgd_linf or pgd_l2), not {spec['method']!r}")
+    and random start of the PGD attack `spec` (an iterative method) at radius `epsilon`."""
+    if spec["method"] not in ITERATIVE:
+        raise ValueError(f"the adaptive attack runs PGD ({', '.join(ITERATIVE)}), not {spec['method']!r}")
     defended.eval()
     if epsilon == 0:
         return images.clone()
@@ -135,11 +154,13 @@ def adaptive_attack(defended: Defended, spec: dict, epsilon: float, idx: torch.T
         def grad_fn(adv, step, part_idx=part_idx, y=y):
             def noise_fn(k):
                 return image_normal(part_idx, adv.shape[1:], seed, "adaptive-eot", float(sigma), step, k)
+
             return eot_gradient(defended, adv, y, noise_fn, draws, draws_per_pass, target)
 
-        norm = NORMS[spec["method"]]
+        norm = METHODS[spec["method"]].norm
         init = random_start(part_idx, x.shape[1:], epsilon, norm, seed) if spec.get("random_start") else None
         out.append(pgd(grad_fn, x, epsilon, step_size(spec, epsilon), spec["steps"], norm, init).cpu())
-        log.info("adaptive %s attack eps=%g sigma=%g: %d/%d images", target, epsilon, sigma, start + len(x),
-                 len(images))
+        log.info(
+            "adaptive %s attack eps=%g sigma=%g: %d/%d images", target, epsilon, sigma, start + len(x), len(images)
+        )
     return torch.cat(out)

@@ -48,8 +48,10 @@ def load_cifar10(root, train: bool = False, download: bool = False) -> ImageSet:
     root = Path(root)
     folder = root / CIFAR10.base_folder
     names = [name for name, _ in CIFAR10.train_list + CIFAR10.test_list] + [CIFAR10.meta["filename"]]
-    how = (f"download {CIFAR10.url} (md5 {CIFAR10.tgz_md5}) and extract it in {root}, so that {folder}/ holds "
-           f"{', '.join(names)}; or set download: true on a machine that is online")
+    how = (
+        f"download {CIFAR10.url} (md5 {CIFAR10.tgz_md5}) and extract it in {root}, so that {folder}/ holds "
+        f"{', '.join(names)}; or set download: true on a machine that is online"
+    )
     missing = [name for name in names if not (folder / name).is_file()]
     if missing and not download:
         raise DataFileError(f"CIFAR-10 not found: {folder} lacks {', '.join(missing)}. To fix: {how}")
@@ -58,8 +60,10 @@ def load_cifar10(root, train: bool = False, download: bool = False) -> ImageSet:
     except OSError as err:  # offline or unreachable (URLError is an OSError)
         raise DataFileError(f"CIFAR-10 could not be downloaded to {root} ({err}). To fix: {how}") from None
     except RuntimeError as err:  # torchvision's md5 check failed
-        raise DataFileError(f"{folder}: the CIFAR-10 files are corrupt or not the official ones ({err}). "
-                            f"To fix: delete {folder}, then {how}") from None
+        raise DataFileError(
+            f"{folder}: the CIFAR-10 files are corrupt or not the official ones ({err}). "
+            f"To fix: delete {folder}, then {how}"
+        ) from None
     images = torch.from_numpy(np.ascontiguousarray(dataset.data)).permute(0, 3, 1, 2).float() / 255
     return ImageSet(
         idx=torch.arange(len(images), dtype=torch.int64),
@@ -104,28 +108,36 @@ def _devkit_ids(meta_path: Path) -> dict[int, str]:
     except (OSError, KeyError, ValueError, TypeError, NotImplementedError) as err:
         raise DataFileError(f"{meta_path}: not the ILSVRC2012 devkit's meta.mat ({err})") from None
     if sorted(ids) != list(range(1, NUM_CLASSES + 1)):
-        raise DataFileError(f"{meta_path}: {len(ids)} leaf synsets with ids {min(ids, default=None)}.."
-                            f"{max(ids, default=None)}; the ILSVRC2012 devkit's meta.mat has ids 1..1000")
+        raise DataFileError(
+            f"{meta_path}: {len(ids)} leaf synsets with ids {min(ids, default=None)}.."
+            f"{max(ids, default=None)}; the ILSVRC2012 devkit's meta.mat has ids 1..1000"
+        )
     return ids
 
 
 def _per_line_synsets(labels_file: Path, lines: list[str], files: list[Path]) -> list[str]:
     """Synsets of a label file with one entry per image, in the official file order."""
     if len(lines) != len(files):
-        raise DataFileError(f"{labels_file}: {len(lines)} labels for {len(files)} images in {files[0].parent}; a "
-                            "label file with one label per line needs exactly one line per image (for a subset of "
-                            "the images, use a FILE,SYNSET mapping instead)")
+        raise DataFileError(
+            f"{labels_file}: {len(lines)} labels for {len(files)} images in {files[0].parent}; a "
+            "label file with one label per line needs exactly one line per image (for a subset of "
+            "the images, use a FILE,SYNSET mapping instead)"
+        )
     for number, path in enumerate(files, start=1):
         m = OFFICIAL_VAL_NAME.fullmatch(path.stem)
         if m is None or int(m[1]) != number:
-            raise DataFileError(f"{path}: image #{number} should be ILSVRC2012_val_{number:08d}: a label file with one "
-                                "label per line follows the official file names and order; use a FILE,SYNSET "
-                                "mapping for other names")
+            raise DataFileError(
+                f"{path}: image #{number} should be ILSVRC2012_val_{number:08d}: a label file with one "
+                "label per line follows the official file names and order; use a FILE,SYNSET "
+                "mapping for other names"
+            )
     if lines[0].isdigit():
         meta = labels_file.parent / "meta.mat"
         if not meta.is_file():
-            raise DataFileError(f"{labels_file}: its labels are ILSVRC2012 class ids, which need the devkit's meta.mat "
-                                f"to name their synsets: put ILSVRC2012_devkit_t12/data/meta.mat at {meta}")
+            raise DataFileError(
+                f"{labels_file}: its labels are ILSVRC2012 class ids, which need the devkit's meta.mat "
+                f"to name their synsets: put ILSVRC2012_devkit_t12/data/meta.mat at {meta}"
+            )
         ids = _devkit_ids(meta)
         bad = next((n for n, line in enumerate(lines, 1) if int(line) not in ids), None)
         if bad is not None:
@@ -143,24 +155,29 @@ def _mapped_synsets(labels_file: Path, lines: list[str], files: list[Path]) -> l
         if not SYNSET.fullmatch(synset):
             if number == 1:
                 continue  # a header
-            hint = (" (integer labels are ambiguous here: write synset ids)" if synset.isdigit() else "")
-            raise DataFileError(f"{labels_file}:{number}: expected FILE,SYNSET with a synset like n01440764, "
-                                f"got {line!r}{hint}")
+            hint = " (integer labels are ambiguous here: write synset ids)" if synset.isdigit() else ""
+            raise DataFileError(
+                f"{labels_file}:{number}: expected FILE,SYNSET with a synset like n01440764, got {line!r}{hint}"
+            )
         stem = Path(parts[0]).stem
         if mapping.setdefault(stem, synset) != synset:
             raise DataFileError(f"{labels_file}:{number}: {stem} is mapped to both {mapping[stem]} and {synset}")
     missing = [p.name for p in files if p.stem not in mapping]
     if missing:
-        raise DataFileError(f"{labels_file}: no label for {len(missing)} of the {len(files)} images in "
-                            f"{files[0].parent}, e.g. {', '.join(missing[:3])}")
+        raise DataFileError(
+            f"{labels_file}: no label for {len(missing)} of the {len(files)} images in "
+            f"{files[0].parent}, e.g. {', '.join(missing[:3])}"
+        )
     return [mapping[p.stem] for p in files]
 
 
 def _flat_layout(root: Path, labels_file: Path) -> tuple[list[Path], list[str]]:
     files = _images_in(root)
     if not files:
-        raise DataFileError(f"{root}: no .JPEG/.jpg/.png images in this folder (flat layout, as the official "
-                            "ILSVRC2012_img_val.tar unpacks)")
+        raise DataFileError(
+            f"{root}: no .JPEG/.jpg/.png images in this folder (flat layout, as the official "
+            "ILSVRC2012_img_val.tar unpacks)"
+        )
     try:
         lines = [line.strip() for line in labels_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     except FileNotFoundError:
@@ -173,8 +190,10 @@ def _flat_layout(root: Path, labels_file: Path) -> tuple[list[Path], list[str]]:
 def _class_folder_layout(root: Path) -> tuple[list[Path], list[str]]:
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     if not folders:
-        raise DataFileError(f"{root}: no class folders (n01440764/, ...); for the flat official layout "
-                            "(ILSVRC2012_val_00000001.JPEG, ...) give its label file")
+        raise DataFileError(
+            f"{root}: no class folders (n01440764/, ...); for the flat official layout "
+            "(ILSVRC2012_val_00000001.JPEG, ...) give its label file"
+        )
     files, synsets = [], []
     for folder in folders:
         images = _images_in(folder)
@@ -190,9 +209,11 @@ def index_imagenet_val(root, labels_file=None, require_all_classes: bool = True)
     that all 1000 classes are present."""
     root = Path(root)
     if not root.is_dir():
-        raise DataFileError(f"{root}: ImageNet validation folder not found; point the config to the folder that "
-                            "holds the validation images (class folders, or the flat official layout with its "
-                            "label file)")
+        raise DataFileError(
+            f"{root}: ImageNet validation folder not found; point the config to the folder that "
+            "holds the validation images (class folders, or the flat official layout with its "
+            "label file)"
+        )
     if labels_file is None:
         files, synsets = _class_folder_layout(root)
     else:
@@ -201,15 +222,19 @@ def index_imagenet_val(root, labels_file=None, require_all_classes: bool = True)
     index = {s: i for i, s in enumerate(imagenet_synsets())}
     unknown = sorted({s for s in synsets if s not in index})
     if unknown:
-        raise DataFileError(f"{source}: {len(unknown)} synset(s) that are not ImageNet-1k classes, e.g. "
-                            f"{', '.join(unknown[:5])}; the labels must be the 1000 ILSVRC2012 synset ids")
+        raise DataFileError(
+            f"{source}: {len(unknown)} synset(s) that are not ImageNet-1k classes, e.g. "
+            f"{', '.join(unknown[:5])}; the labels must be the 1000 ILSVRC2012 synset ids"
+        )
     if not files:
         raise DataFileError(f"{root}: no .JPEG/.jpg/.png images found")
     labels = torch.tensor([index[s] for s in synsets], dtype=torch.int64)
     found = len(torch.unique(labels))
     if require_all_classes and found != NUM_CLASSES:
-        raise DataFileError(f"{source}: the images cover {found} classes, ImageNet-1k has {NUM_CLASSES}; the folder is "
-                            "incomplete (or, for a deliberate subset, turn off require_all_classes)")
+        raise DataFileError(
+            f"{source}: the images cover {found} classes, ImageNet-1k has {NUM_CLASSES}; the folder is "
+            "incomplete (or, for a deliberate subset, turn off require_all_classes)"
+        )
     return ImageFiles(files, labels)
 
 
@@ -226,8 +251,9 @@ def load_image(path, image_size: int) -> torch.Tensor:
     return TF.pil_to_tensor(img).float() / 255
 
 
-def load_imagenet_val(root, size: int | None, seed: int, image_size: int = 256, labels_file=None,
-                      require_all_classes: bool = True) -> ImageSet:
+def load_imagenet_val(
+    root, size: int | None, seed: int, image_size: int = 256, labels_file=None, require_all_classes: bool = True
+) -> ImageSet:
     """A seeded stratified sample of `size` validation images (all when None), decoded at
     image_size x image_size; `idx` is the image's position in the sorted file order (for
     the flat official layout, its number minus one)."""

@@ -48,8 +48,9 @@ def sample_splits(spec: dict, seed: int) -> tuple[ImageSet, ImageSet]:
         evaluation = take(test, stratified_positions(test.labels, size, seed)[1])
         return datasets.load_cifar10(spec["root"], train=True), evaluation
     if name == "imagenet":
-        evaluation = datasets.load_imagenet_val(spec["root"], size, seed, spec["image_size"], spec.get("labels_file"),
-                                                spec["require_all_classes"])
+        evaluation = datasets.load_imagenet_val(
+            spec["root"], size, seed, spec["image_size"], spec.get("labels_file"), spec["require_all_classes"]
+        )
         return take(evaluation, np.arange(0)), evaluation
     return split(load_dataset(name, spec["image_size"]), size, seed)
 
@@ -57,7 +58,11 @@ def sample_splits(spec: dict, seed: int) -> tuple[ImageSet, ImageSet]:
 def manifest(train: ImageSet, evaluation: ImageSet, name: str, image_size: int, seed: int) -> dict:
     def describe(part):
         counts = Counter(part.labels.tolist())
-        return {"count": len(part), "per_class": {str(k): counts[k] for k in sorted(counts)}, "sha256": fingerprint(part)}
+        return {
+            "count": len(part),
+            "per_class": {str(k): counts[k] for k in sorted(counts)},
+            "sha256": fingerprint(part),
+        }
 
     return {
         "dataset": name,
@@ -67,3 +72,13 @@ def manifest(train: ImageSet, evaluation: ImageSet, name: str, image_size: int, 
         "train": describe(train),
         "eval": describe(evaluation),
     }
+
+
+def shard_of(images: ImageSet, shard: int, shard_size: int) -> ImageSet:
+    """Shard `shard` of the evaluation sample: its images [shard * shard_size, (shard + 1) * shard_size)."""
+    part = images.subset(shard * shard_size, (shard + 1) * shard_size)
+    if len(part) == 0:
+        raise ValueError(
+            f"shard {shard} is empty: the evaluation sample has {len(images)} images and shards hold {shard_size}"
+        )
+    return part

@@ -42,12 +42,16 @@ class UNetConfig:
         sizes = [self.image_size // 2**level for level in range(len(self.channel_mult))]
         bad = [r for r in self.attention_resolutions if r not in sizes]
         if bad:
-            raise ValueError(f"attention_resolutions {bad} are not feature-map sizes of this UNet; "
-                             f"with image_size={self.image_size} they are {sizes}")
+            raise ValueError(
+                f"attention_resolutions {bad} are not feature-map sizes of this UNet; "
+                f"with image_size={self.image_size} they are {sizes}"
+            )
         widths = {int(m * self.model_channels) for m in self.channel_mult}
         if any(w % 32 for w in widths):
-            raise ValueError(f"every level width model_channels*channel_mult must be a multiple of 32 "
-                             f"(GroupNorm with 32 groups); got {sorted(widths)}")
+            raise ValueError(
+                f"every level width model_channels*channel_mult must be a multiple of 32 "
+                f"(GroupNorm with 32 groups); got {sorted(widths)}"
+            )
 
     @property
     def out_channels(self) -> int:
@@ -57,8 +61,9 @@ class UNetConfig:
     def heads(self, channels: int, upsample: bool = False) -> int:
         if self.num_head_channels is not None:
             if channels % self.num_head_channels:
-                raise ValueError(f"{channels} attention channels are not divisible by "
-                                 f"num_head_channels={self.num_head_channels}")
+                raise ValueError(
+                    f"{channels} attention channels are not divisible by num_head_channels={self.num_head_channels}"
+                )
             return channels // self.num_head_channels
         heads = self.num_heads_upsample if upsample and self.num_heads_upsample is not None else self.num_heads
         if channels % heads:
@@ -95,10 +100,20 @@ CHECKPOINTS = {
         OpenAICheckpoint(
             name="cifar10_uncond_50M_500K",
             url="https://openaipublic.blob.core.windows.net/diffusion/march-2021/cifar10_uncond_50M_500K.pt",
-            unet=UNetConfig(image_size=32, model_channels=128, num_res_blocks=3, channel_mult=(1, 2, 2, 2),
-                            attention_resolutions=(16, 8), learn_sigma=True, num_heads=4,
-                            use_scale_shift_norm=True, dropout=0.3),
-            schedule="cosine", num_timesteps=4000, rescale_timesteps=True,
+            unet=UNetConfig(
+                image_size=32,
+                model_channels=128,
+                num_res_blocks=3,
+                channel_mult=(1, 2, 2, 2),
+                attention_resolutions=(16, 8),
+                learn_sigma=True,
+                num_heads=4,
+                use_scale_shift_norm=True,
+                dropout=0.3,
+            ),
+            schedule="cosine",
+            num_timesteps=4000,
+            rescale_timesteps=True,
         ),
         # guided-diffusion README (256x256 unconditional): --attention_resolutions 32,16,8
         # --diffusion_steps 1000 --image_size 256 --learn_sigma True --noise_schedule linear
@@ -108,10 +123,21 @@ CHECKPOINTS = {
         OpenAICheckpoint(
             name="256x256_diffusion_uncond",
             url="https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt",
-            unet=UNetConfig(image_size=256, model_channels=256, num_res_blocks=2, channel_mult=(1, 1, 2, 2, 4, 4),
-                            attention_resolutions=(32, 16, 8), learn_sigma=True, num_heads=4,
-                            num_head_channels=64, use_scale_shift_norm=True, resblock_updown=True),
-            schedule="linear", num_timesteps=1000, rescale_timesteps=False,
+            unet=UNetConfig(
+                image_size=256,
+                model_channels=256,
+                num_res_blocks=2,
+                channel_mult=(1, 1, 2, 2, 4, 4),
+                attention_resolutions=(32, 16, 8),
+                learn_sigma=True,
+                num_heads=4,
+                num_head_channels=64,
+                use_scale_shift_norm=True,
+                resblock_updown=True,
+            ),
+            schedule="linear",
+            num_timesteps=1000,
+            rescale_timesteps=False,
         ),
     )
 }
@@ -135,6 +161,8 @@ def checkpoint_spec(spec) -> OpenAICheckpoint:
         try:
             return OpenAICheckpoint(**{**spec, "unet": UNetConfig(**spec["unet"])})
         except (KeyError, TypeError) as err:
-            raise ValueError(f"incomplete OpenAI checkpoint spec ({err}); required: name, url, unet, schedule, "
-                             "num_timesteps, rescale_timesteps") from None
+            raise ValueError(
+                f"incomplete OpenAI checkpoint spec ({err}); required: name, url, unet, schedule, "
+                "num_timesteps, rescale_timesteps"
+            ) from None
     raise TypeError(f"an OpenAI checkpoint is a name, a dict or an OpenAICheckpoint, not {type(spec).__name__}")

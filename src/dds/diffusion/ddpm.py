@@ -50,8 +50,16 @@ def build_scheduler(spec: dict) -> DDPMScheduler:
     return DDPMScheduler(num_train_timesteps=spec["num_train_timesteps"], beta_schedule=spec["beta_schedule"])
 
 
-def train_ddpm(unet: UNet2DModel, scheduler: DDPMScheduler, train: ImageSet, steps: int, batch_size: int,
-               lr: float, seed: int, device) -> dict:
+def train_ddpm(
+    unet: UNet2DModel,
+    scheduler: DDPMScheduler,
+    train: ImageSet,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device,
+) -> dict:
     """The DDPM objective: predict the noise added at a uniformly drawn timestep (MSE)."""
     torch.manual_seed(derive_seed(seed, "train-denoiser"))
     rng = torch.Generator().manual_seed(derive_seed(seed, "train-denoiser-draws"))
@@ -76,15 +84,21 @@ def train_ddpm(unet: UNet2DModel, scheduler: DDPMScheduler, train: ImageSet, ste
         if step % 100 == 0 or step == steps:
             log.info("step %d/%d: loss %.4f (%.1f s)", step, steps, running, time.perf_counter() - start)
     unet.eval()
-    return {"steps": steps, "final_loss": running, "seconds": round(time.perf_counter() - start, 2),
-            "parameters": sum(p.numel() for p in unet.parameters())}
+    return {
+        "steps": steps,
+        "final_loss": running,
+        "seconds": round(time.perf_counter() - start, 2),
+        "parameters": sum(p.numel() for p in unet.parameters()),
+    }
 
 
 def save_ddpm(unet: UNet2DModel, scheduler: DDPMScheduler, path) -> None:
     tensors = {f"unet.{k}": v for k, v in unet.state_dict().items()}
     tensors["alphas_cumprod"] = scheduler.alphas_cumprod.to(torch.float64)
-    metadata = {"unet_config": json.dumps(dict(unet.config), sort_keys=True, default=list),
-                "scheduler_config": json.dumps(dict(scheduler.config), sort_keys=True, default=list)}
+    metadata = {
+        "unet_config": json.dumps(dict(unet.config), sort_keys=True, default=list),
+        "scheduler_config": json.dumps(dict(scheduler.config), sort_keys=True, default=list),
+    }
     save_tensors(tensors, path, metadata)
 
 
@@ -95,7 +109,7 @@ def load_ddpm(path, device="cpu") -> tuple[DiffusersEps, torch.Tensor]:
         raise DataFileError(f"{path}: not a dds DDPM file (no unet_config metadata or alphas_cumprod tensor)")
     config = {k: v for k, v in json.loads(meta["unet_config"]).items() if not k.startswith("_")}
     unet = UNet2DModel(**config)
-    state = {k[len("unet."):]: v for k, v in tensors.items() if k.startswith("unet.")}
+    state = {k[len("unet.") :]: v for k, v in tensors.items() if k.startswith("unet.")}
     try:
         unet.load_state_dict(state, strict=True)
     except RuntimeError as err:

@@ -15,7 +15,7 @@ def load_denoiser(denoiser_path, sigma: float, device, run=None):
 
     _, meta = load_tensors(denoiser_path)
     if meta.get("kind") == "openai":
-        from dds.diffusion.openai_unet import load_openai_checkpoint
+        from dds.diffusion.official import load_openai_checkpoint
 
         eps_model, alphas_cumprod = load_openai_checkpoint(meta["path"], meta["checkpoint"], meta["sha256"], device)
     else:
@@ -25,4 +25,3 @@ def load_denoiser(denoiser_path, sigma: float, device, run=None):
     denoiser = OneShotDenoiser(eps_model if run is None else run.prepare(eps_model), alphas_cumprod, sigma)
     log.info("sigma=%g: timestep %d of %d (abar %.5f)", sigma, denoiser.t, len(alphas_cumprod), denoiser.abar)
     return denoiser
-

@@ -1,4 +1,4 @@
-"""One-shot diffusion denoising (Carlini et al. 2022; DESIGN.md section 1.1).
+"""One-shot diffusion denoising (Carlini et al. 2022; docs/science.md §1.1).
 
 Works with any epsilon-predicting network `eps_model(x_t, t)` and any cumulative schedule
 `alphas_cumprod`, in the network's [-1,1] space, where a [0,1]-space noise level sigma is

@@ -12,16 +12,12 @@ both code bases) and "new" (split into q, k, v first, then into heads: guided-di
 """
 
 import math
-import pickle
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# the registry and architecture specs live in the torch-free module; names kept here for users
-from dds.diffusion.checkpoints import ATTENTION_ORDERS, CHECKPOINTS, OpenAICheckpoint, UNetConfig, checkpoint_spec  # noqa: F401
-from dds.io import DataFileError, sha256_file
+from dds.diffusion.checkpoints import UNetConfig, checkpoint_spec
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -84,22 +80,29 @@ class ResBlock(TimestepBlock):
     """Residual block conditioned on the timestep embedding; `up`/`down` make it the
     resampling block (resblock_updown), resampling both branches between norm and conv."""
 
-    def __init__(self, channels: int, emb_channels: int, out_channels: int, cfg: UNetConfig,
-                 up: bool = False, down: bool = False):
+    def __init__(
+        self, channels: int, emb_channels: int, out_channels: int, cfg: UNetConfig, up: bool = False, down: bool = False
+    ):
         super().__init__()
         self.use_scale_shift_norm = cfg.use_scale_shift_norm
-        self.in_layers = nn.Sequential(GroupNorm32(channels), nn.SiLU(),
-                                       nn.Conv2d(channels, out_channels, 3, padding=1))
+        self.in_layers = nn.Sequential(
+            GroupNorm32(channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
+        )
         self.updown = up or down
         if up:
             self.h_upd, self.x_upd = Upsample(channels, False), Upsample(channels, False)
         elif down:
             self.h_upd, self.x_upd = Downsample(channels, False), Downsample(channels, False)
         self.emb_layers = nn.Sequential(
-            nn.SiLU(), nn.Linear(emb_channels, 2 * out_channels if cfg.use_scale_shift_norm else out_channels))
+            nn.SiLU(), nn.Linear(emb_channels, 2 * out_channels if cfg.use_scale_shift_norm else out_channels)
+        )
         # the Dropout keeps its slot even at p=0: the conv after it must be out_layers.3
-        self.out_layers = nn.Sequential(GroupNorm32(out_channels), nn.SiLU(), nn.Dropout(cfg.dropout),
-                                        nn.Conv2d(out_channels, out_channels, 3, padding=1))
+        self.out_layers = nn.Sequential(
+            GroupNorm32(out_channels),
+            nn.SiLU(),
+            nn.Dropout(cfg.dropout),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        )
         # the official code offers a 3x3 skip conv too, but no released checkpoint uses it
         self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
 
@@ -226,68 +229,5 @@ class OpenAIEps(nn.Module):
         return self.unet(x_t, self.model_timesteps(t))[:, : self.unet.config.in_channels]
 
 
-def read_state_dict(path) -> dict:
-    """A plain state dict from a .pt file, unpickled with weights_only=True: a file that would
-    run code or build other Python objects on loading is refused, never executed."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise DataFileError(
-            f"{path}: refused to load: the file holds pickled Python objects other than tensors, which a "
-            f"weights-only load does not run ({str(err).splitlines()[0]}). The official checkpoints are plain "
-            "state dicts: this file is not one, or has been tampered with; download it again") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise DataFileError(f"{path}: not a readable PyTorch checkpoint ({err}); download it again") from None
-    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
-        raise DataFileError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
-    return state
-
-
-def check_state_dict(model: nn.Module, state: dict, path, spec: OpenAICheckpoint) -> None:
-    """Raise a DataFileError naming every missing key, unexpected key and wrong shape."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k}: file {list(state[k].shape)}, model {list(v.shape)}"
-              for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if not (missing or unexpected or shapes):
-        return
-
-    def listing(title, items, limit=10):
-        more = f", ... ({len(items) - limit} more)" if len(items) > limit else ""
-        return f"\n  {title} ({len(items)}): {', '.join(items[:limit])}{more}" if items else ""
-
-    raise DataFileError(
-        f"{path}: the weights do not fit the {spec.name} UNet (strict load)"
-        + listing("missing keys", missing) + listing("unexpected keys", unexpected) + listing("wrong shapes", shapes)
-        + f"\nEither the file is not {spec.name} (get it from {spec.url}) or the UNet spec does not describe it "
-        "(check learn_sigma, model_channels, channel_mult, num_res_blocks, attention_resolutions, resblock_updown)")
-
-
 def build_unet(spec) -> UNetModel:
     return UNetModel(checkpoint_spec(spec).unet)
-
-
-def load_openai_checkpoint(path, spec, expected_sha256: str | None = None,
-                           device="cpu") -> tuple[OpenAIEps, torch.Tensor]:
-    """(epsilon network in eval mode, alphas_cumprod in float64) for an official checkpoint
-    file: sha256 verified when given, unpickled weights-only, loaded strictly."""
-    spec = checkpoint_spec(spec)
-    path = Path(path)
-    if not path.is_file():
-        checksum = f" (sha256 {expected_sha256})" if expected_sha256 else ""
-        raise DataFileError(f"{path}: file not found; download {spec.url}{checksum} to this path, "
-                            "or point the config to a copy you already have")
-    if expected_sha256 is not None:
-        actual = sha256_file(path)
-        if actual != expected_sha256.lower():
-            raise DataFileError(
-                f"{path}: sha256 mismatch: expected {expected_sha256.lower()}, got {actual}. The file is incomplete, "
-                f"corrupt or another checkpoint: delete it and download {spec.url} again "
-                "(or correct the expected sha256 if you meant to use this file)")
-    state = read_state_dict(path)
-    model = UNetModel(spec.unet)
-    check_state_dict(model, state, path, spec)
-    model.load_state_dict(state, strict=True)
-    eps = OpenAIEps(model, spec.num_timesteps, spec.rescale_timesteps)
-    return eps.to(device).eval(), spec.alphas_cumprod()

@@ -1,10 +1,13 @@
 """Where a classifier looks, for clean, attacked and denoised images (the heatmaps of the
 Safeguarding Attention paper), and how far that moves: the spatial attention of a CBAM
 ResNet through a forward hook, Grad-CAM (pytorch-grad-cam) for any classifier, per-image
-rank correlation and top-k overlap with the clean image's map, and a figure grid.
+rank correlation and top-k overlap with the clean image's map (the figure grid is
+dds.reporting.attack_figures.attention_figure).
 
 Every map is [N, H, W] at the input's spatial size, finite, min-max normalised per image to
 [0, 1] (all zeros where the map is constant)."""
+
+import logging
 
 import numpy as np
 import pandas as pd
@@ -17,9 +20,7 @@ from timm.layers.cbam import LightSpatialAttn, SpatialAttn
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from dds.reporting.figures import _as_image, _figure, _save
-
-LABEL_COLUMNS = ["classifier", "method", "condition", "epsilon", "sigma"]
+log = logging.getLogger(__name__)
 
 
 def _normalise(maps: torch.Tensor, size) -> torch.Tensor:
@@ -34,8 +35,10 @@ def _spatial_outputs(model: nn.Module, modules: list, images: torch.Tensor, batc
     """The outputs of `modules` (forward hooks) for all images, one [N, ...] tensor each."""
     device = next(model.parameters()).device
     outputs = [[] for _ in modules]
-    hooks = [m.register_forward_hook(lambda mod, inp, out, k=k: outputs[k].append(out.detach().cpu()))
-             for k, m in enumerate(modules)]
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out, k=k: outputs[k].append(out.detach().cpu()))
+        for k, m in enumerate(modules)
+    ]
     try:
         model.eval()
         with torch.no_grad():
@@ -52,8 +55,10 @@ def cbam_spatial_maps(model: nn.Module, images: torch.Tensor, batch_size: int = 
     block whose map has more than one pixel: the last block for inputs of 64 px and more;
     for 16 px digits the last stages are 1x1, where attention says nothing about where."""
     if not has_cbam(model):
-        raise ValueError("cbam_spatial_maps: the model has no CBAM spatial attention; build a timm ResNet with "
-                         "kwargs block_args: {attn_layer: cbam}, or use Grad-CAM (method 'gradcam')")
+        raise ValueError(
+            "cbam_spatial_maps: the model has no CBAM spatial attention; build a timm ResNet with "
+            "kwargs block_args: {attn_layer: cbam}, or use Grad-CAM (method 'gradcam')"
+        )
     gates = [m.gate for m in model.modules() if isinstance(m, (SpatialAttn, LightSpatialAttn))]
     maps = [out[:, 0] for out in _spatial_outputs(model, gates, images, batch_size)]
     spatial = [m for m in maps if m.shape[-2] * m.shape[-1] > 1]
@@ -82,8 +87,10 @@ def gradcam_target(model: nn.Module, image_shape) -> tuple[nn.Module, object]:
         return net.blocks[-1].norm1, _vit_tokens_to_grid(net)
     names = [info["module"] for info in getattr(net, "feature_info", [])]
     if not names:
-        raise ValueError(f"gradcam_target: {type(net).__name__} has no timm feature_info to choose a layer from; "
-                         "use a timm CNN or ViT")
+        raise ValueError(
+            f"gradcam_target: {type(net).__name__} has no timm feature_info to choose a layer from; "
+            "use a timm CNN or ViT"
+        )
     stages = [net.get_submodule(name) for name in names]
     outputs = _spatial_outputs(model, stages, torch.zeros((1, *image_shape)), 1)
     spatial = [stage for stage, out in zip(stages, outputs) if out.shape[-2] * out.shape[-1] > 1]
@@ -101,8 +108,9 @@ def gradcam_maps(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, b
     with GradCAM(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
         for start in range(0, len(images), batch_size):
             targets = [ClassifierOutputTarget(int(c)) for c in labels[start : start + batch_size]]
-            maps.append(torch.from_numpy(cam(input_tensor=images[start : start + batch_size].to(device),
-                                             targets=targets)))
+            maps.append(
+                torch.from_numpy(cam(input_tensor=images[start : start + batch_size].to(device), targets=targets))
+            )
     model.zero_grad(set_to_none=True)  # Grad-CAM's backward pass leaves parameter gradients behind
     return _normalise(torch.cat(maps), images.shape[-2:])
 
@@ -119,8 +127,9 @@ def methods_for(model: nn.Module) -> list[str]:
     return ["gradcam", "cbam"] if has_cbam(model) else ["gradcam"]
 
 
-def attention_maps(method: str, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                   batch_size: int = 64) -> torch.Tensor:
+def attention_maps(
+    method: str, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 64
+) -> torch.Tensor:
     """[N, H, W] maps in [0, 1] by `method`: 'gradcam' (any classifier) or 'cbam' (CBAM ResNets)."""
     if method == "gradcam":
         return gradcam_maps(model, images, labels, batch_size)
@@ -131,8 +140,10 @@ def attention_maps(method: str, model: nn.Module, images: torch.Tensor, labels: 
 
 def _check_pair(reference: torch.Tensor, maps: torch.Tensor) -> None:
     if reference.ndim != 3 or reference.shape != maps.shape:
-        raise ValueError(f"attention maps must be two [N, H, W] tensors of one shape, got {tuple(reference.shape)} "
-                         f"and {tuple(maps.shape)}")
+        raise ValueError(
+            f"attention maps must be two [N, H, W] tensors of one shape, got {tuple(reference.shape)} "
+            f"and {tuple(maps.shape)}"
+        )
 
 
 def rank_correlation(reference: torch.Tensor, maps: torch.Tensor) -> np.ndarray:
@@ -140,8 +151,7 @@ def rank_correlation(reference: torch.Tensor, maps: torch.Tensor) -> np.ndarray:
     map is constant (no ranking to compare)."""
     _check_pair(reference, maps)
     a, b = reference.flatten(1).double().numpy(), maps.flatten(1).double().numpy()
-    return np.array([spearmanr(u, v).statistic if np.ptp(u) > 0 and np.ptp(v) > 0 else np.nan
-                     for u, v in zip(a, b)])
+    return np.array([spearmanr(u, v).statistic if np.ptp(u) > 0 and np.ptp(v) > 0 else np.nan for u, v in zip(a, b)])
 
 
 def top_k_iou(reference: torch.Tensor, maps: torch.Tensor, fraction: float = 0.2) -> np.ndarray:
@@ -163,44 +173,39 @@ def top_k_iou(reference: torch.Tensor, maps: torch.Tensor, fraction: float = 0.2
 
 def attention_shift(reference: torch.Tensor, maps: torch.Tensor, top_fraction: float = 0.2) -> pd.DataFrame:
     """One row per image: `spearman` and `topk_iou` of `maps` against the `reference` (clean)
-    maps of the same images. Add the LABEL_COLUMNS (e.g. with .assign) before summarising."""
-    return pd.DataFrame({"spearman": rank_correlation(reference, maps),
-                         "topk_iou": top_k_iou(reference, maps, top_fraction)})
+    maps of the same images (summarised by dds.reporting.attack_tables.attention_shift_table)."""
+    return pd.DataFrame(
+        {"spearman": rank_correlation(reference, maps), "topk_iou": top_k_iou(reference, maps, top_fraction)}
+    )
 
 
-def attention_shift_table(per_image: pd.DataFrame) -> pd.DataFrame:
-    """Per (classifier, method, condition, epsilon, sigma): images, mean and standard
-    deviation of the rank correlation with the clean maps (over images whose maps are not
-    constant; `constant_maps` counts the others) and the mean top-k IoU."""
-    missing = [c for c in [*LABEL_COLUMNS, "spearman", "topk_iou"] if c not in per_image.columns]
-    if missing:
-        raise ValueError(f"attention_shift_table: missing column(s) {missing}; has {list(per_image.columns)}")
-    grouped = per_image.groupby(LABEL_COLUMNS, dropna=False, sort=True)  # clean rows have no epsilon or sigma
-    return grouped.agg(images=("spearman", "size"), spearman_mean=("spearman", "mean"),
-                       spearman_std=("spearman", "std"), topk_iou_mean=("topk_iou", "mean"),
-                       constant_maps=("spearman", lambda s: int(s.isna().sum()))).reset_index()
-
-
-def attention_figure(columns: list, path_png, path_svg=None, alpha: float = 0.5) -> None:
-    """A grid of heatmaps over their images: one row per image, one column per
-    (label, images [k, C, H, W] in [0, 1], maps [k, H, W] in [0, 1]), e.g. clean, PGD at
-    several epsilons, denoised at several sigmas."""
-    if not columns:
-        raise ValueError("attention_figure: no columns given")
-    count = len(columns[0][1])
-    for label, images, maps in columns:
-        if len(images) != count or maps.shape != (count, *images.shape[-2:]):
-            raise ValueError(f"attention_figure: column {label!r} has images {tuple(images.shape)} and maps "
-                             f"{tuple(maps.shape)}; every column needs {count} images and one [H, W] map each")
-    fig = _figure((1.4 * len(columns), 1.4 * count + 0.3))
-    axes = fig.subplots(count, len(columns), squeeze=False)
-    for col, (label, images, maps) in enumerate(columns):
-        axes[0, col].set_title(label, fontsize="small")
-        for row in range(count):
-            ax = axes[row, col]
-            ax.set_axis_off()
-            ax.imshow(_as_image(images[row], label), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            ax.imshow(maps[row].detach().cpu().numpy(), cmap="jet", vmin=0, vmax=1, alpha=alpha,
-                      interpolation="bilinear")
-    fig.tight_layout()
-    _save(fig, path_png, path_svg)
+def attention_under_attack(model: nn.Module, clean, sets: list, classifier: str, batch_size: int) -> tuple:
+    """Maps by every method of `model` (methods_for) of the `clean` images and of each of `sets`
+    ((condition, epsilon, sigma, ImageSet) holding the same images), each set's maps against the
+    clean ones (attention_shift, one row per image with its labels and idx), and the
+    Grad-CAM maps [clean, *sets] for the figure."""
+    for *_, images in sets:
+        if not torch.equal(images.idx, clean.idx):
+            raise ValueError(
+                "attention: an image set does not hold the first evaluation images in order; "
+                "delete it and rerun the rule that makes it"
+            )
+    frames, gradcam = [], []
+    for method in methods_for(model):
+        reference = attention_maps(method, model, clean.images, clean.labels, batch_size)
+        maps = [attention_maps(method, model, images.images, clean.labels, batch_size) for *_, images in sets]
+        frames += [
+            attention_shift(reference, m).assign(
+                idx=clean.idx.numpy(),
+                classifier=classifier,
+                method=method,
+                condition=condition,
+                epsilon=eps,
+                sigma=sigma,
+            )
+            for (condition, eps, sigma, _), m in zip(sets, maps)
+        ]
+        if method == "gradcam":
+            gradcam = [reference, *maps]
+        log.info("%s: %s maps of %d images in %d conditions", classifier, method, len(clean), len(sets) + 1)
+    return pd.concat(frames, ignore_index=True), gradcam

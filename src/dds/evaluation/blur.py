@@ -1,7 +1,7 @@
 """Gaussian-blur majority smoothing (Sethi 2023): classify an image as is (NS), blurred once
 (SS) and blurred twice (DS); the final label is the one at least two of the three share, and
 the image is rejected when all three differ. Also the additive noise of the blog's
-experiment, the per-noise-level table and its LaTeX form."""
+experiment and the per-noise-level table."""
 
 import logging
 import math
@@ -11,9 +11,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dds.io import ImageSet
+from dds.io import ImageSet, require_columns
 from dds.seeding import image_normal
-from dds.reporting.tables import latex_booktabs, require_columns
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +41,28 @@ def gaussian_blur(kernel_size: int, sigma: float) -> nn.Module:
 def majority_vote(p_ns: torch.Tensor, p_ss: torch.Tensor, p_ds: torch.Tensor) -> torch.Tensor:
     """Per image, the label at least two of the three predictions share, else REJECT (-1)."""
     if not (p_ns.shape == p_ss.shape == p_ds.shape):
-        raise ValueError(f"majority_vote: prediction shapes differ: "
-                         f"{tuple(p_ns.shape)}, {tuple(p_ss.shape)}, {tuple(p_ds.shape)}")
+        raise ValueError(
+            f"majority_vote: prediction shapes differ: {tuple(p_ns.shape)}, {tuple(p_ss.shape)}, {tuple(p_ds.shape)}"
+        )
     # If NS agrees with either other prediction, NS is the majority; otherwise only SS == DS can be.
     out = torch.where(p_ss == p_ds, p_ss, torch.full_like(p_ns, REJECT))
     return torch.where((p_ns == p_ss) | (p_ns == p_ds), p_ns, out)
 
 
 @torch.inference_mode()
-def blur_predictions(model: nn.Module, data: ImageSet, kernel_size: int, blur_sigma: float, batch_size: int,
-                     device) -> pd.DataFrame:
+def blur_predictions(
+    model: nn.Module, data: ImageSet, kernel_size: int, blur_sigma: float, batch_size: int, device
+) -> pd.DataFrame:
     """One row per image: idx, label, predictions on the image (pred_ns), on it blurred once
     (pred_ss) and twice (pred_ds), and their majority (pred_maj, -1 = rejected); all int64."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     blur = gaussian_blur(kernel_size, blur_sigma).to(device)
     if len(data) and min(data.images.shape[-2:]) <= kernel_size // 2:
-        raise ValueError(f"images of size {tuple(data.images.shape[-2:])} are too small for reflect padding "
-                         f"of a {kernel_size}x{kernel_size} blur kernel")
+        raise ValueError(
+            f"images of size {tuple(data.images.shape[-2:])} are too small for reflect padding "
+            f"of a {kernel_size}x{kernel_size} blur kernel"
+        )
     model.eval()
     preds = {"ns": [], "ss": [], "ds": []}
     for start in range(0, len(data), batch_size):
@@ -69,14 +72,16 @@ def blur_predictions(model: nn.Module, data: ImageSet, kernel_size: int, blur_si
             preds[name].append(model(view).argmax(1).cpu())
     p = {k: torch.cat(v) if v else torch.empty(0, dtype=torch.long) for k, v in preds.items()}
     majority = majority_vote(p["ns"], p["ss"], p["ds"])
-    return pd.DataFrame({
-        "idx": data.idx.numpy().astype(np.int64),
-        "label": data.labels.numpy().astype(np.int64),
-        "pred_ns": p["ns"].numpy().astype(np.int64),
-        "pred_ss": p["ss"].numpy().astype(np.int64),
-        "pred_ds": p["ds"].numpy().astype(np.int64),
-        "pred_maj": majority.numpy().astype(np.int64),
-    })
+    return pd.DataFrame(
+        {
+            "idx": data.idx.numpy().astype(np.int64),
+            "label": data.labels.numpy().astype(np.int64),
+            "pred_ns": p["ns"].numpy().astype(np.int64),
+            "pred_ss": p["ss"].numpy().astype(np.int64),
+            "pred_ds": p["ds"].numpy().astype(np.int64),
+            "pred_maj": majority.numpy().astype(np.int64),
+        }
+    )
 
 
 def add_noise(data: ImageSet, level: float, seed: int) -> ImageSet:
@@ -126,32 +131,36 @@ def blur_table(results: pd.DataFrame) -> pd.DataFrame:
     duplicated = results[results.duplicated(keys + ["idx"])]
     if len(duplicated):
         where = {k: duplicated.iloc[0][k] for k in keys}
-        raise ValueError(f"blur_table: image idx {int(duplicated.iloc[0]['idx'])} appears more than once "
-                         f"in the group {where}; were the same shards read twice?")
+        raise ValueError(
+            f"blur_table: image idx {int(duplicated.iloc[0]['idx'])} appears more than once "
+            f"in the group {where}; were the same shards read twice?"
+        )
     if not keys:
         return pd.DataFrame([_summary(results)], columns=SUMMARY_COLUMNS)
-    rows = [{**dict(zip(keys, key)), **_summary(group)}
-            for key, group in results.groupby(keys, sort=True, dropna=False)]
+    rows = [
+        {**dict(zip(keys, key)), **_summary(group)} for key, group in results.groupby(keys, sort=True, dropna=False)
+    ]
     return pd.DataFrame(rows, columns=keys + SUMMARY_COLUMNS)
 
 
-def _fmt(value: float) -> str:
-    return "--" if pd.isna(value) else f"{value:.4f}"
+DEFENCE_COLUMNS = ["classifier", "attack", "epsilon", "defence", "accuracy", "reject_rate"]
 
 
-def latex_blur_table(df: pd.DataFrame, caption: str, label: str) -> str:
-    """A booktabs `table` in the layout of the blog's table: one row per noise level."""
-    columns = ["noise_level", *SUMMARY_COLUMNS[:-1]]
-    require_columns(df, columns, "latex_blur_table")
-    keys = [c for c in df.columns if c not in columns and c != "n"]
-    setups = len(df.drop_duplicates(keys)) if keys else 1
-    if setups > 1:
-        # The layout has only a noise-level column, so two setups in one table would be ambiguous.
-        raise ValueError(f"latex_blur_table: one setup per table, but {keys} take {setups} combinations")
-    if df["noise_level"].duplicated().any():
-        raise ValueError(f"latex_blur_table: noise level {df['noise_level'][df['noise_level'].duplicated()].iloc[0]:g} "
-                         "appears in more than one row")
-    body = [" & ".join([f"{row.noise_level:g}", *(_fmt(getattr(row, c)) for c in columns[1:])]) + r" \\"
-            for row in df.sort_values("noise_level").itertuples(index=False)]
-    return latex_booktabs(caption, label, "rrrrrr",
-                          r"Noise level & Acc\_NS & Acc\_SS & Acc\_DS & Acc\_Maj & Reject rate", body)
+def compare_defences(accuracy: pd.DataFrame, blur: pd.DataFrame) -> pd.DataFrame:
+    """Per classifier and attack epsilon, the accuracy under each defence: none, diffusion
+    denoising at each sigma (from the accuracy tables), single blur and the blur majority vote
+    (from the blur tables' attacked rows; the majority keeps its reject rate)."""
+    attacked = blur.query("source == 'attack'")
+    keys = ["classifier", "attack", "epsilon"]
+    several = accuracy["denoiser"].nunique() > 1
+    parts = [accuracy.drop_duplicates(keys).assign(defence="none", accuracy=accuracy["pgd_acc"])]
+    parts += [
+        rows.assign(defence=f"{d + ' ' if several else ''}diffusion sigma={s:g}", accuracy=rows["denoised_acc"])
+        for (d, s), rows in accuracy.groupby(["denoiser", "sigma"])
+    ]
+    parts += [
+        attacked.drop(columns="reject_rate").assign(defence="blur single", accuracy=attacked["acc_ss"]),
+        attacked.assign(defence="blur majority", accuracy=attacked["acc_maj"]),
+    ]
+    table = pd.concat([p.reindex(columns=DEFENCE_COLUMNS) for p in parts], ignore_index=True)
+    return table.sort_values(keys + ["defence"], ignore_index=True)

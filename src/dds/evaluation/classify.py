@@ -25,10 +25,12 @@ def predictions(model: nn.Module, data: ImageSet, batch_size: int, device) -> pd
     pred = z.argmax(1) if len(z) else torch.empty(0, dtype=torch.long)
     if len(pred):
         log.info("accuracy %.4f on %d images", (pred == data.labels).float().mean().item(), len(pred))
-    return pd.DataFrame({
-        "idx": data.idx.numpy().astype(np.int64),
-        "label": data.labels.numpy().astype(np.int64),
-        "pred": pred.numpy().astype(np.int64),
-        "correct": (pred == data.labels).numpy(),
-        "logits": list(z.numpy().astype(np.float32)),
-    })
+    return pd.DataFrame(
+        {
+            "idx": data.idx.numpy().astype(np.int64),
+            "label": data.labels.numpy().astype(np.int64),
+            "pred": pred.numpy().astype(np.int64),
+            "correct": (pred == data.labels).numpy(),
+            "logits": list(z.numpy().astype(np.float32)),
+        }
+    )

@@ -8,7 +8,7 @@ the config's `inference` section, resolved for the job's device, in one place.
 - `channels_last`: the NHWC memory layout for convolutions. `auto` turns it on on CUDA
   (tensor-core kernels want it) and on the CPU in fp32, where oneDNN's NHWC convolutions
   were faster for every model benchmarks/throughput.py measures; it stays off with bf16 on
-  the CPU, where the UNets ran slower in NHWC (numbers in the README, "Throughput").
+  the CPU, where the UNets ran slower in NHWC (numbers in docs/benchmarks.md, "Throughput").
 - `compile`: torch.compile (inductor) with the weights frozen into the graph as constants,
   which inference allows and which lets inductor pre-pack convolution weights on the CPU.
   Off by default: compiling takes seconds to a minute per model and batch shape on a CPU,
@@ -49,9 +49,11 @@ class Inference:
 
     def describe(self) -> str:
         precision = next(name for name, dtype in DTYPES.items() if dtype == self.dtype)
-        return (f"{precision}{' autocast' if self.dtype != torch.float32 else ''}, "
-                f"{'channels_last' if self.channels_last else 'contiguous'}, "
-                f"{'compiled' if self.compile else 'eager'} on {self.device}")
+        return (
+            f"{precision}{' autocast' if self.dtype != torch.float32 else ''}, "
+            f"{'channels_last' if self.channels_last else 'contiguous'}, "
+            f"{'compiled' if self.compile else 'eager'} on {self.device}"
+        )
 
     def autocast(self):
         if self.dtype == torch.float32:
@@ -75,11 +77,14 @@ def resolve(spec: dict | None, device) -> Inference:
     if precision not in DTYPES:
         raise ConfigError(f"config key 'inference.precision': {precision!r}; allowed: auto, {', '.join(DTYPES)}")
     if precision == "fp16" and not cuda:
-        raise ConfigError(f"config key 'inference.precision': fp16 autocast needs a CUDA device, and this job runs "
-                          f"on {device}; use auto (fp32 on the CPU) or bf16")
+        raise ConfigError(
+            f"config key 'inference.precision': fp16 autocast needs a CUDA device, and this job runs "
+            f"on {device}; use auto (fp32 on the CPU) or bf16"
+        )
     if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"config key 'inference.precision': {torch.cuda.get_device_name(device)} has no bf16; "
-                          "use auto or fp16")
+        raise ConfigError(
+            f"config key 'inference.precision': {torch.cuda.get_device_name(device)} has no bf16; use auto or fp16"
+        )
     channels_last = spec["channels_last"]
     if channels_last == "auto":
         channels_last = cuda or precision == "fp32"
@@ -117,8 +122,9 @@ class Prepared(nn.Module):
             out = self.model(*(self.settings.layout(x) for x in inputs))
         if self.settings.compile and self.compile_seconds is None:
             self.compile_seconds = time.perf_counter() - start
-            log.info("%s: first call, compilation included, took %.1f s", type(self.model).__name__,
-                     self.compile_seconds)
+            log.info(
+                "%s: first call, compilation included, took %.1f s", type(self.model).__name__, self.compile_seconds
+            )
         return out.float().contiguous()
 
     def _freezing(self):

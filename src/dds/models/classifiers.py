@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dds.models import training
-from dds.attacks.generate import ATTACKS, attack
-from dds.models.feature_denoising import add_denoising_blocks
+from dds.attacks import registry
+from dds.attacks.generate import attack
 from dds.io import DataFileError, ImageSet, load_tensors, save_tensors
+from dds.models import training
+from dds.models.feature_denoising import add_denoising_blocks
 from dds.models.schedule import warmup_cosine
 from dds.seeding import derive_seed
 
@@ -50,15 +51,25 @@ class Normalized(nn.Module):
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.mean.shape[1]:
-            raise ValueError(f"this classifier takes [N, {self.mean.shape[1]}, H, W] images in [0,1], got shape "
-                             f"{tuple(x.shape)}: the images and the classifier come from different datasets")
+            raise ValueError(
+                f"this classifier takes [N, {self.mean.shape[1]}, H, W] images in [0,1], got shape "
+                f"{tuple(x.shape)}: the images and the classifier come from different datasets"
+            )
         if self.resize is not None and tuple(x.shape[-2:]) != (self.resize["size"],) * 2:
             x = resize_images(x, self.resize["size"], self.resize["mode"])
         return self.net((x - self.mean) / self.std)
 
 
-def build_classifier(model: str, kwargs: dict, in_chans: int, num_classes: int, mean, std,
-                     feature_denoising: dict | None = None, resize: dict | None = None) -> Normalized:
+def build_classifier(
+    model: str,
+    kwargs: dict,
+    in_chans: int,
+    num_classes: int,
+    mean,
+    std,
+    feature_denoising: dict | None = None,
+    resize: dict | None = None,
+) -> Normalized:
     """A timm model by name and keyword arguments (e.g. block_args={"attn_layer": "cbam"});
     `feature_denoising` ({"variant": "softmax" or "dot", "stages": [1, 2, 3, 4]}) appends a non-local
     denoising block to those stages of a timm ResNet. The blocks draw their initial weights
@@ -88,8 +99,9 @@ def check_adversarial_spec(spec: dict) -> None:
     """Raise a ValueError naming the key when an `adversarial_training` spec is unusable."""
     missing, unknown = sorted(set(ADVERSARIAL_KEYS) - set(spec)), sorted(set(spec) - set(ADVERSARIAL_KEYS))
     if missing or unknown:
-        raise ValueError(f"adversarial_training: missing {missing}, unknown {unknown}; "
-                         f"give exactly {list(ADVERSARIAL_KEYS)}")
+        raise ValueError(
+            f"adversarial_training: missing {missing}, unknown {unknown}; give exactly {list(ADVERSARIAL_KEYS)}"
+        )
     rules = [
         ("epsilon", 0 < spec["epsilon"] <= 1, "an L-inf radius in (0, 1]"),
         ("steps", isinstance(spec["steps"], int) and spec["steps"] >= 1, "an integer >= 1"),
@@ -108,9 +120,21 @@ def _training_attack(spec: dict) -> dict:
     return {"method": "pgd_linf", **{k: spec[k] for k in ("steps", "step_size", "step_mode", "random_start")}}
 
 
-def train_classifier(model: Normalized, train: ImageSet, heldout: ImageSet, epochs: int, batch_size: int,
-                     lr: float, weight_decay: float, seed: int, device, adversarial: dict | None = None,
-                     augment: bool = False, checkpoint_dir=None, identity: dict | None = None) -> dict:
+def train_classifier(
+    model: Normalized,
+    train: ImageSet,
+    heldout: ImageSet,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    seed: int,
+    device,
+    adversarial: dict | None = None,
+    augment: bool = False,
+    checkpoint_dir=None,
+    identity: dict | None = None,
+) -> dict:
     """AdamW with warm-up and cosine decay and cross-entropy; deterministic on CPU for a given seed.
     The last incomplete batch of each epoch is dropped (a batch of one breaks BatchNorm).
     `augment`: random crop (padding 4) and horizontal flip of every training batch. On CUDA
@@ -138,10 +162,13 @@ def train_classifier(model: Normalized, train: ImageSet, heldout: ImageSet, epoc
     loss_fn = nn.CrossEntropyLoss()
     amp_dtype, scaler = training.mixed_precision(torch.device(device))
     generators = {"order": order, "augment": crops}
-    done = 0 if checkpoint_dir is None else training.load_checkpoint(checkpoint_dir, identity, model, optimizer,
-                                                                     schedule, scaler, generators)
+    done = (
+        0
+        if checkpoint_dir is None
+        else training.load_checkpoint(checkpoint_dir, identity, model, optimizer, schedule, scaler, generators)
+    )
     if adversarial is not None:
-        pgd = ATTACKS["pgd_linf"](model, _training_attack(adversarial), adversarial["epsilon"], model.net.num_classes)
+        pgd = registry.build(model, _training_attack(adversarial), adversarial["epsilon"], model.net.num_classes)
         adversarial_count = max(1, round(adversarial["fraction"] * batch_size))  # a fraction > 0 is never none
     start = time.perf_counter()
     for epoch in range(done + 1, epochs + 1):
@@ -168,9 +195,18 @@ def train_classifier(model: Normalized, train: ImageSet, heldout: ImageSet, epoc
             schedule.step()
             total += loss.item() * len(pos)
             if steps_per_epoch >= 40 and (b + 1) % (steps_per_epoch // 4) == 0 and b + 1 < steps_per_epoch:
-                log.info("epoch %d/%d: batch %d/%d, train loss %.4f (%.1f s)", epoch, epochs, b + 1, steps_per_epoch,
-                         total / ((b + 1) * batch_size), time.perf_counter() - start)
-        log.info("epoch %d/%d: train loss %.4f (%.1f s)", epoch, epochs, total / len(train), time.perf_counter() - start)
+                log.info(
+                    "epoch %d/%d: batch %d/%d, train loss %.4f (%.1f s)",
+                    epoch,
+                    epochs,
+                    b + 1,
+                    steps_per_epoch,
+                    total / ((b + 1) * batch_size),
+                    time.perf_counter() - start,
+                )
+        log.info(
+            "epoch %d/%d: train loss %.4f (%.1f s)", epoch, epochs, total / len(train), time.perf_counter() - start
+        )
         if checkpoint_dir is not None:
             training.save_checkpoint(checkpoint_dir, epoch, identity, model, optimizer, schedule, scaler, generators)
     metrics = {
@@ -183,12 +219,23 @@ def train_classifier(model: Normalized, train: ImageSet, heldout: ImageSet, epoc
     }
     log.info("train accuracy %.4f, held-out accuracy %.4f", metrics["train_accuracy"], metrics["heldout_accuracy"])
     if adversarial is not None:
-        adv = attack(model, _training_attack(adversarial), adversarial["epsilon"], heldout.images, heldout.labels,
-                     256, derive_seed(seed, "train-classifier-robust"), device)
+        adv = attack(
+            model,
+            _training_attack(adversarial),
+            adversarial["epsilon"],
+            heldout.images,
+            heldout.labels,
+            256,
+            derive_seed(seed, "train-classifier-robust"),
+            device,
+        )
         metrics["adversarial_training"] = dict(adversarial)
         metrics["heldout_robust_accuracy"] = accuracy(model, ImageSet(heldout.idx, heldout.labels, adv), 256, device)
-        log.info("held-out accuracy under the training PGD (eps %g): %.4f", adversarial["epsilon"],
-                 metrics["heldout_robust_accuracy"])
+        log.info(
+            "held-out accuracy under the training PGD (eps %g): %.4f",
+            adversarial["epsilon"],
+            metrics["heldout_robust_accuracy"],
+        )
     return metrics
 
 
@@ -215,9 +262,16 @@ def load_classifier(path, device="cpu") -> Normalized:
         raise DataFileError(f"{path}: no normalisation tensors 'mean' and 'std'; it was not written by dds")
     # files from before feature denoising have no such key: plain models
     feature_denoising = json.loads(meta.get("feature_denoising", "null"))
-    model = build_classifier(meta["model"], json.loads(meta["kwargs"]), int(meta["in_chans"]),
-                             int(meta["num_classes"]), state["mean"].flatten(), state["std"].flatten(),
-                             feature_denoising, resize=json.loads(meta.get("resize", "null")))
+    model = build_classifier(
+        meta["model"],
+        json.loads(meta["kwargs"]),
+        int(meta["in_chans"]),
+        int(meta["num_classes"]),
+        state["mean"].flatten(),
+        state["std"].flatten(),
+        feature_denoising,
+        resize=json.loads(meta.get("resize", "null")),
+    )
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

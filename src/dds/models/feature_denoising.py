@@ -59,10 +59,16 @@ def check_spec(spec: dict) -> None:
     if spec.get("variant") not in VARIANTS:
         raise ValueError(f"feature_denoising.variant: {spec.get('variant')!r}; allowed: {', '.join(VARIANTS)}")
     stages = spec.get("stages")
-    if not isinstance(stages, list) or not stages or any(s not in STAGES for s in stages) \
-            or len(set(stages)) != len(stages):
-        raise ValueError(f"feature_denoising.stages: {stages!r}; give distinct ResNet stages among {list(STAGES)}, "
-                         "e.g. [1, 2, 3, 4] for a block after every stage as in Xie et al.")
+    if (
+        not isinstance(stages, list)
+        or not stages
+        or any(s not in STAGES for s in stages)
+        or len(set(stages)) != len(stages)
+    ):
+        raise ValueError(
+            f"feature_denoising.stages: {stages!r}; give distinct ResNet stages among {list(STAGES)}, "
+            "e.g. [1, 2, 3, 4] for a block after every stage as in Xie et al."
+        )
 
 
 def add_denoising_blocks(net: nn.Module, spec: dict) -> nn.Module:
@@ -73,7 +79,9 @@ def add_denoising_blocks(net: nn.Module, spec: dict) -> nn.Module:
     for s in spec["stages"]:
         stage = getattr(net, f"layer{s}", None)
         if not isinstance(stage, nn.Sequential) or f"layer{s}" not in channels:
-            raise ValueError(f"feature_denoising.stages: {type(net).__name__} has no ResNet stage layer{s}; "
-                             "feature denoising needs a timm ResNet (resnet18, resnet50, ...)")
+            raise ValueError(
+                f"feature_denoising.stages: {type(net).__name__} has no ResNet stage layer{s}; "
+                "feature denoising needs a timm ResNet (resnet18, resnet50, ...)"
+            )
         stage.append(NonLocalDenoise(channels[f"layer{s}"], spec["variant"]))
     return net

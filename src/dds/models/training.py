@@ -30,7 +30,7 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, padding: int = 4)
     flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
     padded = F.pad(x, (padding,) * 4)
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))
+    cols = dx[:, None] + torch.arange(w, device=x.device)
     cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     channels = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
@@ -59,8 +59,16 @@ def _rng_tensors(generators: dict) -> dict:
     return tensors
 
 
-def save_checkpoint(folder, epoch: int, identity: dict, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler, scaler, generators: dict) -> None:
+def save_checkpoint(
+    folder,
+    epoch: int,
+    identity: dict,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    scaler,
+    generators: dict,
+) -> None:
     """Everything needed to continue after `epoch`: one safetensors file per epoch (weights,
     optimizer tensors, random states), then `state.json` naming it, written last, so that an
     interruption at any moment leaves the previous checkpoint intact."""
@@ -77,9 +85,15 @@ def save_checkpoint(folder, epoch: int, identity: dict, model: nn.Module, optimi
     tensors.update(_rng_tensors(generators))
     weights = f"epoch{epoch}.safetensors"
     save_tensors(tensors, folder / weights, {"epoch": str(epoch)})
-    state = {"epoch": epoch, "weights": weights, "identity": identity, "param_groups": optim["param_groups"],
-             "optimizer_extra": extra, "scheduler": scheduler.state_dict(),
-             "scaler": scaler.state_dict() if scaler is not None else None}
+    state = {
+        "epoch": epoch,
+        "weights": weights,
+        "identity": identity,
+        "param_groups": optim["param_groups"],
+        "optimizer_extra": extra,
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+    }
     with atomic_path(folder / STATE_FILE) as tmp:
         tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
     for old in folder.glob("epoch*.safetensors"):
@@ -87,8 +101,9 @@ def save_checkpoint(folder, epoch: int, identity: dict, model: nn.Module, optimi
             old.unlink()
 
 
-def load_checkpoint(folder, identity: dict, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
-                    scaler, generators: dict) -> int:
+def load_checkpoint(
+    folder, identity: dict, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, scaler, generators: dict
+) -> int:
     """Restore the last checkpoint in `folder` into the given objects and return its epoch;
     0 (nothing restored) when there is none, or when it belongs to another run (another
     spec, seed or training set, recorded in `identity`), which is then discarded."""
@@ -100,8 +115,9 @@ def load_checkpoint(folder, identity: dict, model: nn.Module, optimizer: torch.o
         state = json.loads(state_path.read_text(encoding="utf-8"))
         stale = state["identity"] != json.loads(json.dumps(identity))
     except (json.JSONDecodeError, KeyError) as err:
-        raise DataFileError(f"{state_path}: not a dds training checkpoint ({err}); delete {folder} to start over") \
-            from None
+        raise DataFileError(
+            f"{state_path}: not a dds training checkpoint ({err}); delete {folder} to start over"
+        ) from None
     if stale:
         log.info("%s: checkpoint of another run (spec, seed or training set changed): starting over", folder)
         discard_checkpoint(folder)
@@ -109,7 +125,7 @@ def load_checkpoint(folder, identity: dict, model: nn.Module, optimizer: torch.o
     tensors, _ = load_tensors(folder / state["weights"])
 
     def part(prefix):
-        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
     model.load_state_dict(part("model."), strict=True)
     per_param = {}

@@ -2,75 +2,118 @@
 
 import logging
 
-import numpy as np
-
 from dds import layout
 from dds.device import resolve_device
-from dds.diffusion.loading import load_denoiser
-from dds.evaluation.inference import load_prepared
 from dds.io import (
     read_images,
     read_tables,
     write_table,
     write_text,
 )
-from dds.reporting import figures
-from dds.smoothing import certified as certified_mod
 
 log = logging.getLogger(__name__)
 
 
-def certify(sigma: float, spec: dict, seed: int, device: str, images_path, rows, denoiser_path,
-            classifier_paths: dict, out_paths: dict, inference: dict | None = None) -> None:
-    """Certify rows [start, stop) of an image file with every classifier in `classifier_paths`,
-    fused through one denoiser at one sigma; one Parquet of per-example results each."""
-    from dds.evaluation.inference import resolve
-    from dds.smoothing import sampling as certification
+def _by_classifier(paths, pattern: str) -> dict:
+    """Classifier name -> file, for one file or a list of files of `pattern`."""
+    paths = [paths] if isinstance(paths, str) else paths
+    return {layout.parse(pattern, path)["classifier"]: path for path in paths}
 
+
+def certify_clean(
+    *,
+    images,
+    denoiser,
+    classifiers,
+    certificates,
+    spec: dict,
+    rows,
+    sigma: float,
+    seed: int,
+    device: str,
+    inference: dict | None = None,
+    certificates_pattern: str = layout.CERTIFICATES_CLEAN,
+) -> None:
+    """Certify rows [start, stop) of an image file with every classifier of `classifiers` at once,
+    fused through one denoiser at one sigma (one denoising per noise draw serves them all); each
+    classifier's per-example results go to the file of `certificates` that names it."""
+    from dds.diffusion.loading import load_denoiser
+    from dds.evaluation.inference import load_prepared, resolve
+    from dds.smoothing import sampling
+
+    weights = _by_classifier(classifiers, layout.CLASSIFIER)
+    outputs = _by_classifier(certificates, certificates_pattern)
     dev = resolve_device(device)
     run = resolve(inference, dev)
-    images = read_images(images_path).subset(*rows)
-    denoiser = load_denoiser(denoiser_path, sigma, dev, run)
-    models = {name: load_prepared(path, dev, run) for name, path in classifier_paths.items()}
-    log.info("certifying %d images at sigma=%g with %s: n0=%d, n=%d, alpha=%g", len(images), sigma,
-             ", ".join(models), spec["n0"], spec["n"], spec["alpha"])
-    results = certification.certify_images(denoiser, models, images, spec["n0"], spec["n"], spec["alpha"], seed,
-                                           spec["batch_size"], dev)
+    subset = read_images(images).subset(*rows)
+    one_shot = load_denoiser(denoiser, sigma, dev, run)
+    models = {name: load_prepared(path, dev, run) for name, path in weights.items()}
+    log.info(
+        "certifying %d images at sigma=%g with %s: n0=%d, n=%d, alpha=%g",
+        len(subset),
+        sigma,
+        ", ".join(models),
+        *(spec[k] for k in ("n0", "n", "alpha")),
+    )
+    results = sampling.certify_images(
+        one_shot, models, subset, spec["n0"], spec["n"], spec["alpha"], seed, spec["batch_size"], dev
+    )
     for name, table in results.items():
-        write_table(table, out_paths[name])
+        write_table(table, outputs[name])
 
 
-def certified(dataset: str, classifier: str, denoiser: str, sigmas, shards, adversarial_sets, spec: dict,
-              table_path, tex_path, png_path, svg_path, tsv_paths: dict, multiscale_path) -> None:
+def certify_adversarial(**kwargs) -> None:
+    """Certify rows of an adversarial shard with the classifier it was made for: certify_clean with
+    one classifier, whose results file is a path of layout.CERTIFICATES_ADVERSARIAL."""
+    certify_clean(certificates_pattern=layout.CERTIFICATES_ADVERSARIAL, **kwargs)
+
+
+def certified_table(
+    *,
+    clean,
+    adversarial,
+    norms,
+    table,
+    tex,
+    png,
+    svg,
+    tsv,
+    multiscale,
+    spec: dict,
+    dataset: str,
+    classifier: str,
+    denoiser: str,
+) -> None:
     """Certified accuracy of one (classifier, denoiser): per-example TSVs per sigma, the
     multi-scale cascade's per-example results (with the stage where it stopped), the long
     table (per sigma, multi-scale, adversarial sets), its LaTeX and the certified-accuracy curve.
-    `adversarial_sets`: (attack, epsilon) pairs that were certified as well."""
-    sigmas = [float(s) for s in sigmas]
+    Each input file's sigma, attack and epsilon come from its path; `norms`: the adversarial
+    shards, whose per-image L2 perturbation each adversarial certificate is compared with."""
+    from dds.reporting import figures
+    from dds.reporting.latex import certified_latex
+    from dds.smoothing import certified
 
-    def merged(pattern, columns=None, **values):
-        return read_tables(layout.shard_paths(pattern, shards, dataset=dataset, classifier=classifier, denoiser=denoiser, **values),
-                       columns)
-
-    clean = {s: merged(layout.CERTIFICATES_CLEAN, sigma=s) for s in sigmas}
-    for s in sigmas:
-        certified_mod.write_tsv(clean[s], tsv_paths[s])
-    adversarial = {}
-    for attack, epsilon in adversarial_sets:
-        norms = merged(layout.ADVERSARIAL, ["idx", "l2"], attack=attack, epsilon=float(epsilon))
-        for s in sigmas:
-            certs = merged(layout.CERTIFICATES_ADVERSARIAL, attack=attack, epsilon=float(epsilon), sigma=s)
-            adversarial[(attack, float(epsilon), s)] = certs.merge(norms, on="idx", how="left", validate="one_to_one")
-    multiscale = certified_mod.multiscale_examples(clean, spec["alpha"], spec["p0"])
-    write_table(multiscale, multiscale_path)
-    table = certified_mod.certified_table(classifier, denoiser, clean, adversarial, spec["radii"], multiscale)
-    write_table(table, table_path)
-    caption = f"{classifier} on {dataset}: certified accuracy through {denoiser} (alpha={spec['alpha']:g}, n={spec['n']})"
-    write_text(certified_mod.latex_certified(table, caption, f"tab:{dataset}-{classifier}-{denoiser}-certified"),
-               tex_path)
-    top = max(max(float(f["radius"].max()) for f in clean.values()), max(spec["radii"]))
-    grid = np.linspace(0, top * 1.05 or 1.0, 200)
-    curves = {f"sigma={s:g}": (grid, certified_mod.curve(clean[s], grid)) for s in sigmas}
-    curves[certified_mod.MULTISCALE] = (grid, certified_mod.curve(multiscale, grid))
-    figures.certified_figure(curves, f"{classifier}, denoiser {denoiser}", png_path, svg_path)
-
+    by_sigma = {s: read_tables(paths) for s, paths in layout.group(clean, layout.CERTIFICATES_CLEAN, "sigma").items()}
+    for path in tsv:
+        certified.write_tsv(by_sigma[layout.parse(layout.CERTIFICATES_TSV, path)["sigma"]], path)
+    l2 = {
+        key: read_tables(paths, ["idx", "l2"])
+        for key, paths in layout.group(norms, layout.ADVERSARIAL, "attack", "epsilon").items()
+    }
+    attacked = {
+        (a, e, s): read_tables(paths).merge(l2[(a, e)], on="idx", how="left", validate="one_to_one")
+        for (a, e, s), paths in layout.group(
+            adversarial, layout.CERTIFICATES_ADVERSARIAL, "attack", "epsilon", "sigma"
+        ).items()
+    }
+    cascade = certified.multiscale_examples(by_sigma, spec["alpha"], spec["p0"])
+    write_table(cascade, multiscale)
+    result = certified.certified_table(classifier, denoiser, by_sigma, attacked, spec["radii"], cascade)
+    write_table(result, table)
+    caption = (
+        f"{classifier} on {dataset}: certified accuracy through {denoiser} (alpha={spec['alpha']:g}, n={spec['n']})"
+    )
+    write_text(certified_latex(result, caption, f"tab:{dataset}-{classifier}-{denoiser}-certified"), tex)
+    figures.certified_figure(
+        certified.certified_curves(by_sigma, cascade, spec["radii"]), f"{classifier}, denoiser {denoiser}", png, svg
+    )

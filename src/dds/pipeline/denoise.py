@@ -16,8 +16,19 @@ from dds.io import (
 log = logging.getLogger(__name__)
 
 
-def denoise(sigma: float, seed: int, batch_size: int, device: str, images_path, denoiser_path, classifier_path,
-            out_path, predictions_path, inference: dict | None = None) -> None:
+def denoise_and_classify(
+    *,
+    images,
+    denoiser,
+    classifier,
+    denoised,
+    predictions,
+    sigma: float,
+    seed: int,
+    batch_size: int,
+    device: str,
+    inference: dict | None = None,
+) -> None:
     """Denoise an image shard at `sigma`, write the denoised images, and classify them with
     the classifier the set was made for (one job instead of two: see rules/denoise.smk).
     Both models are loaded first, so a bad file stops the job before the denoising."""
@@ -26,11 +37,10 @@ def denoise(sigma: float, seed: int, batch_size: int, device: str, images_path, 
 
     dev = resolve_device(device)
     run = resolve(inference, dev)
-    source = read_images(images_path)
-    model = load_prepared(classifier_path, dev, run)
-    denoiser = load_denoiser(denoiser_path, sigma, dev, run)
-    denoised = ImageSet(source.idx, source.labels, denoise_images(denoiser, source, seed, batch_size, dev))
+    source = read_images(images)
+    model = load_prepared(classifier, dev, run)
+    one_shot = load_denoiser(denoiser, sigma, dev, run)
+    result = ImageSet(source.idx, source.labels, denoise_images(one_shot, source, seed, batch_size, dev))
     log.info("denoised %d images", len(source))
-    write_images(out_path, denoised)
-    write_table(classify_predictions(model, denoised, batch_size, dev), predictions_path)
-
+    write_images(denoised, result)
+    write_table(classify_predictions(model, result, batch_size, dev), predictions)

@@ -14,47 +14,75 @@ from dds.seeding import derive_seed
 log = logging.getLogger(__name__)
 
 
-def train_denoiser(name: str, spec: dict, seed: int, device: str, train_path, weights_path, metrics_path) -> None:
-    from dds.diffusion import ddpm as diffusion
+def train_denoiser(*, train, weights, metrics, name: str, spec: dict, seed: int, device: str) -> None:
+    """Train DDPM `name` on the training images."""
+    from dds.diffusion import ddpm
 
-    train = read_images(train_path)
+    train_set = read_images(train)
     torch.manual_seed(derive_seed(seed, "denoiser-init", name))
-    unet = diffusion.build_unet(train.images.shape[-1], train.images.shape[1], spec)
-    scheduler = diffusion.build_scheduler(spec)
-    metrics = diffusion.train_ddpm(unet, scheduler, train, spec["steps"], spec["batch_size"], spec["lr"],
-                                   derive_seed(seed, "denoiser", name), resolve_device(device))
-    diffusion.save_ddpm(unet, scheduler, weights_path)
-    write_json(metrics, metrics_path)
+    unet = ddpm.build_unet(train_set.images.shape[-1], train_set.images.shape[1], spec)
+    scheduler = ddpm.build_scheduler(spec)
+    record = ddpm.train_ddpm(
+        unet,
+        scheduler,
+        train_set,
+        spec["steps"],
+        spec["batch_size"],
+        spec["lr"],
+        derive_seed(seed, "denoiser", name),
+        resolve_device(device),
+    )
+    ddpm.save_ddpm(unet, scheduler, weights)
+    write_json(record, metrics)
 
 
-def fetch_checkpoint(url: str, sha256: str | None, out_path) -> None:
+def fetch_denoiser(*, checkpoint, url: str, sha256: str | None) -> None:
     """Download an official checkpoint, verified against `sha256` when the config gives one."""
     from dds.fetch import download
 
-    actual = download(url, out_path, sha256)
+    actual = download(url, checkpoint, sha256)
     if sha256 is None:
-        log.warning("the config gives no sha256 for %s: this download's is %s. Add `sha256: %s` to the denoiser's "
-                    "config to pin it; until then every use is checked against the sha256 recorded at first use",
-                    url, actual, actual)
+        log.warning(
+            "the config gives no sha256 for %s: this download's is %s. Add `sha256: %s` to the denoiser's "
+            "config to pin it; until then every use is checked against the sha256 recorded at first use",
+            url,
+            actual,
+            actual,
+        )
 
 
-def openai_denoiser(name: str, spec: dict, checkpoint_path, weights_path, metrics_path) -> None:
+def openai_denoiser(*, checkpoint, weights, metrics, name: str, spec: dict) -> None:
     """Check an official checkpoint once (sha256, strict load) and write the reference to it
     that every later stage loads (see load_denoiser): its path, name and sha256. Without a
     sha256 in the config, the file's sha256 now is recorded and verified from then on."""
-    from dds.diffusion import openai_unet
+    from dds.diffusion.checkpoints import checkpoint_spec
+    from dds.diffusion.official import load_openai_checkpoint
     from dds.io import save_tensors, sha256_file
 
-    checkpoint = openai_unet.checkpoint_spec(spec["checkpoint"])
-    digest = spec["sha256"] or sha256_file(checkpoint_path)
-    eps_model, alphas_cumprod = openai_unet.load_openai_checkpoint(checkpoint_path, checkpoint, spec["sha256"])
-    save_tensors({}, weights_path, {"kind": "openai", "checkpoint": checkpoint.name, "path": str(checkpoint_path),
-                                    "sha256": digest})
-    metrics = {"kind": "openai", "checkpoint": checkpoint.name, "path": str(checkpoint_path), "sha256": digest,
-               "sha256_from": "config" if spec["sha256"] else "first use", "url": spec["url"],
-               "parameters": sum(p.numel() for p in eps_model.parameters()), "schedule": checkpoint.schedule,
-               "num_timesteps": len(alphas_cumprod), "image_size": checkpoint.unet.image_size}
-    log.info("%s: %s verified (sha256 %s, from the %s), %d parameters", name, checkpoint_path, digest,
-             metrics["sha256_from"], metrics["parameters"])
-    write_json(metrics, metrics_path)
-
+    official = checkpoint_spec(spec["checkpoint"])
+    digest = spec["sha256"] or sha256_file(checkpoint)
+    eps_model, alphas_cumprod = load_openai_checkpoint(checkpoint, official, spec["sha256"])
+    save_tensors(
+        {}, weights, {"kind": "openai", "checkpoint": official.name, "path": str(checkpoint), "sha256": digest}
+    )
+    record = {
+        "kind": "openai",
+        "checkpoint": official.name,
+        "path": str(checkpoint),
+        "sha256": digest,
+        "sha256_from": "config" if spec["sha256"] else "first use",
+        "url": spec["url"],
+        "parameters": sum(p.numel() for p in eps_model.parameters()),
+        "schedule": official.schedule,
+        "num_timesteps": len(alphas_cumprod),
+        "image_size": official.unet.image_size,
+    }
+    log.info(
+        "%s: %s verified (sha256 %s, from the %s), %d parameters",
+        name,
+        checkpoint,
+        digest,
+        record["sha256_from"],
+        record["parameters"],
+    )
+    write_json(record, metrics)

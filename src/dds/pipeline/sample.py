@@ -10,14 +10,18 @@ from dds.io import (
 log = logging.getLogger(__name__)
 
 
-def sample(spec: dict, seed: int, train_path, eval_path, manifest_path) -> None:
+def sample(*, train, eval, manifest, dataset: dict, seed: int) -> None:
     """The training images and the evaluation sample of the config's `dataset` section."""
-    from dds.data import sampling as data
+    from dds.data import sampling
 
-    train, evaluation = data.sample_splits(spec, seed)
-    write_images(train_path, train)
-    write_images(eval_path, evaluation)
-    write_json(data.manifest(train, evaluation, spec["name"], spec["image_size"], seed), manifest_path)
-    log.info("%s: %d training and %d evaluation images of shape %s", spec["name"], len(train), len(evaluation),
-             tuple(evaluation.images.shape[1:]))
-
+    training, evaluation = sampling.sample_splits(dataset, seed)
+    write_images(train, training)
+    write_images(eval, evaluation)
+    write_json(sampling.manifest(training, evaluation, dataset["name"], dataset["image_size"], seed), manifest)
+    log.info(
+        "%s: %d training and %d evaluation images of shape %s",
+        dataset["name"],
+        len(training),
+        len(evaluation),
+        tuple(evaluation.images.shape[1:]),
+    )

@@ -2,53 +2,61 @@
 
 import logging
 
-from dds.device import resolve_device
-from dds.evaluation.inference import load_prepared
-from dds.io import (
-    read_images,
-    read_tables,
-    write_table,
-)
-from dds.reporting import attack_tables, figures
+from dds import layout
+from dds.io import concat_images, read_images, read_tables, write_table
 
 log = logging.getLogger(__name__)
 
 
-def transfer(attack_name: str, source: str, denoiser_name: str, epsilons, sigmas, batch_size: int, device: str,
-             adversarial_paths: dict, denoised_paths: dict, classifier_paths: dict, out_path,
-             inference: dict | None = None) -> None:
-    """Adversarial examples made on `source`, classified by every classifier, undefended
-    (`adversarial_paths`: epsilon -> shards) and after denoising (`denoised_paths`:
-    (sigma, epsilon) -> shards): accuracy per (target, epsilon, defence)."""
-    import pandas as pd
-
-    from dds.evaluation import classify
-    from dds.evaluation.inference import resolve
-    from dds.io import concat_images
+def transfer_matrix(
+    *,
+    adversarial,
+    denoised,
+    classifiers,
+    accuracy,
+    source: str,
+    attack_name: str,
+    denoiser_name: str,
+    batch_size: int,
+    device: str,
+    inference: dict | None,
+) -> None:
+    """Adversarial examples made on `source`, classified by every one of `classifiers`, undefended
+    (`adversarial` shards at each epsilon) and after denoising (`denoised` shards at each
+    (sigma, epsilon)): accuracy per (target, epsilon, defence), sets in the order of the inputs."""
+    from dds.device import resolve_device
+    from dds.evaluation.inference import load_prepared, resolve
+    from dds.evaluation.transfer import transfer_accuracy
 
     dev = resolve_device(device)
     run = resolve(inference, dev)
-    models = {name: load_prepared(path, dev, run) for name, path in classifier_paths.items()}
-    sets = [(float(e), "none", adversarial_paths[float(e)]) for e in epsilons]
-    sets += [(float(e), f"sigma={float(s):g}", denoised_paths[(float(s), float(e))]) for s in sigmas for e in epsilons]
-    rows = []
-    for eps, defence, paths in sets:
-        images = concat_images([read_images(p) for p in paths])
-        for target, model in models.items():
-            acc = float(classify.classify_predictions(model, images, batch_size, dev)["correct"].mean())
-            rows.append({"attack": attack_name, "denoiser": denoiser_name, "source": source, "target": target,
-                         "epsilon": eps, "defence": defence, "accuracy": acc, "n": len(images)})
+    models = {
+        layout.parse(layout.CLASSIFIER, path)["classifier"]: load_prepared(path, dev, run) for path in classifiers
+    }
+    sets = [(eps, "none", paths) for eps, paths in layout.group(adversarial, layout.ADVERSARIAL, "epsilon").items()]
+    sets += [
+        (eps, f"sigma={sigma:g}", paths)
+        for (sigma, eps), paths in layout.group(denoised, layout.DENOISED, "sigma", "epsilon").items()
+    ]
+    names = {"attack": attack_name, "denoiser": denoiser_name, "source": source}
+    # one set in memory at a time
+    loaded = ((eps, defence, concat_images([read_images(p) for p in paths])) for eps, defence, paths in sets)
+    write_table(transfer_accuracy(models, loaded, names, batch_size, dev), accuracy)
     log.info("%s examples of %s: %d sets classified by %s", attack_name, source, len(sets), ", ".join(models))
-    write_table(pd.DataFrame(rows), out_path)
 
 
-def transfer_summary(paths, table_path, png_path, svg_path) -> None:
-    """The transfer results of every source classifier: one table, heat maps per defence
-    and epsilon (of the first attack and denoiser)."""
-    table = read_tables(paths)
-    write_table(table, table_path)
-    first = table[(table["attack"] == table["attack"].iloc[0]) & (table["denoiser"] == table["denoiser"].iloc[0])]
-    matrices = {(d, e): attack_tables.transfer_matrix(first, e, d)
-                for d, e in first[["defence", "epsilon"]].drop_duplicates().itertuples(index=False) if e > 0}
-    figures.transfer_figure(matrices, png_path, svg_path)
+def transfer_table(*, matrices, table, png, svg) -> None:
+    """The transfer results of every source classifier: one table, heat maps per defence and
+    epsilon (of the first attack and denoiser)."""
+    from dds.reporting.attack_figures import transfer_figure
+    from dds.reporting.attack_tables import transfer_matrix as matrix
 
+    df = read_tables(matrices)
+    write_table(df, table)
+    first = df[(df["attack"] == df["attack"].iloc[0]) & (df["denoiser"] == df["denoiser"].iloc[0])]
+    matrices_by_panel = {
+        (d, e): matrix(first, e, d)
+        for d, e in first[["defence", "epsilon"]].drop_duplicates().itertuples(index=False)
+        if e > 0
+    }
+    transfer_figure(matrices_by_panel, png, svg)

@@ -3,10 +3,9 @@ as base64 PNG), time and memory per stage, the config and the provenance of the 
 
 import base64
 import json
-import math
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -14,13 +13,22 @@ import jinja2
 import pandas as pd
 import yaml
 
-from dds.attacks.budget import NORMS
-from dds.io import DataFileError, write_text
-from dds.reporting.tables import ACCURACY_COLUMNS, MODEL_COLUMNS, RESOURCE_COLUMNS, require_columns
+from dds.attacks.registry import METHODS
+from dds.io import DataFileError, require_columns, write_text
+from dds.reporting.cells import cell
+from dds.reporting.tables import ACCURACY_COLUMNS, MODEL_COLUMNS, RESOURCE_COLUMNS
 
 PACKAGES = [
-    "torch", "torchvision", "timm", "diffusers", "snakemake",
-    "pandas", "numpy", "pyarrow", "seaborn", "jinja2",
+    "torch",
+    "torchvision",
+    "timm",
+    "diffusers",
+    "snakemake",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "seaborn",
+    "jinja2",
 ]
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The attack projects onto the epsilon ball in float32; allow that rounding, no more.
@@ -53,15 +61,8 @@ def provenance(repo_dir) -> dict:
         "python": platform.python_version(),
         "packages": {name: _version(name) for name in PACKAGES},
         "platform": platform.platform(),
-        "rendered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "rendered_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-
-
-def _number(value, digits: int = 3) -> str:
-    """Fixed-point text for a table cell; a dash for a missing value (NaN/None)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:.{digits}f}"
 
 
 def _record(metrics: dict) -> str:
@@ -77,7 +78,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["num"] = _number
+    env.filters["num"] = cell
     env.filters["g"] = lambda value: f"{value:g}"
     env.filters["record"] = _record
     return env
@@ -88,10 +89,14 @@ def _accuracy_sections(tables: pd.DataFrame) -> list[dict]:
     sections = []
     groups = tables.groupby(MODEL_COLUMNS, sort=True)
     for (classifier, attack, denoiser), rows in groups:
-        sections.append({
-            "classifier": classifier, "attack": attack, "denoiser": denoiser,
-            "rows": rows.sort_values(["sigma", "epsilon"]).to_dict("records"),
-        })
+        sections.append(
+            {
+                "classifier": classifier,
+                "attack": attack,
+                "denoiser": denoiser,
+                "rows": rows.sort_values(["sigma", "epsilon"]).to_dict("records"),
+            }
+        )
     return sections
 
 
@@ -153,8 +158,9 @@ def render_report(
     return template.render(
         title=title,
         accuracy=_accuracy_sections(tables),
-        norms=_norm_sections(tables, {name: NORMS.get(spec.get("method"), "linf")
-                                      for name, spec in config.get("attacks", {}).items()}),
+        norms=_norm_sections(
+            tables, {name: METHODS[spec["method"]].norm for name, spec in config.get("attacks", {}).items()}
+        ),
         figures=_embed_figures(figures),
         resources=resources.to_dict("records"),
         config_yaml=_config_yaml(config),

@@ -5,8 +5,10 @@ is larger than the two samples' binomial noise could explain."""
 import numpy as np
 import pandas as pd
 
-from dds.io import DataFileError
-from dds.reporting.tables import ACCURACY_COLUMNS, require_columns
+from dds.io import DataFileError, require_columns
+from dds.reporting.cells import cell
+from dds.reporting.sections import make_section, make_table
+from dds.reporting.tables import ACCURACY_COLUMNS
 
 REFERENCE_COLUMNS = ["dataset", "classifier", "sigma", "epsilon", "clean_acc", "pgd_acc", "denoised_acc"]
 METRICS = {"clean_acc": "Clean", "pgd_acc": "PGD", "denoised_acc": "Denoised"}
@@ -33,8 +35,15 @@ def _grid_key(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(sigma=df["sigma"].astype(float).round(9), epsilon=df["epsilon"].astype(float).round(9))
 
 
-def compare(ours: pd.DataFrame, reference: pd.DataFrame, dataset: str, classifiers: dict, attack: str,
-            denoiser: str, reference_n: int) -> pd.DataFrame:
+def compare(
+    ours: pd.DataFrame,
+    reference: pd.DataFrame,
+    dataset: str,
+    classifiers: dict,
+    attack: str,
+    denoiser: str,
+    reference_n: int,
+) -> pd.DataFrame:
     """The published rows of `dataset` for the mapped classifiers (`classifiers`: our name ->
     the table's name), each with our accuracy at the same sigma and epsilon (NaN where we have
     none), the difference ours - paper, and `<metric>_noisy`: the difference exceeds NOISE_SE
@@ -46,11 +55,17 @@ def compare(ours: pd.DataFrame, reference: pd.DataFrame, dataset: str, classifie
     for name, published in classifiers.items():
         theirs = reference[(reference["dataset"] == dataset) & (reference["classifier"] == published)]
         if theirs.empty:
-            raise DataFileError(f"the reference table has no rows for dataset {dataset!r} and classifier "
-                                f"{published!r} (config key report.reference.classifiers.{name})")
+            raise DataFileError(
+                f"the reference table has no rows for dataset {dataset!r} and classifier "
+                f"{published!r} (config key report.reference.classifiers.{name})"
+            )
         rows = _grid_key(theirs[["sigma", "epsilon", *METRICS]]).merge(
             _grid_key(mine[mine["classifier"] == name][["sigma", "epsilon", *METRICS, "n"]]),
-            on=["sigma", "epsilon"], how="left", suffixes=("_paper", "_ours"), validate="one_to_one")
+            on=["sigma", "epsilon"],
+            how="left",
+            suffixes=("_paper", "_ours"),
+            validate="one_to_one",
+        )
         frames.append(rows.assign(classifier=name, published=published))
     table = pd.concat(frames, ignore_index=True)
     for m in METRICS:
@@ -62,14 +77,6 @@ def compare(ours: pd.DataFrame, reference: pd.DataFrame, dataset: str, classifie
     return table.sort_values(["classifier", "sigma", "epsilon"], ignore_index=True)
 
 
-def _cell(value) -> str:
-    return "—" if pd.isna(value) else f"{value:.3f}"
-
-
-def _diff(value, noisy) -> str:
-    return "—" if pd.isna(value) else f"{value:+.3f}" + (" *" if noisy else "")
-
-
 def comparison_section(table: pd.DataFrame, source: str, reference_n: int) -> dict:
     """The report section: per classifier, ours beside the paper's for every metric; then
     per classifier and metric, the mean and largest absolute difference and how many rows
@@ -79,24 +86,56 @@ def comparison_section(table: pd.DataFrame, source: str, reference_n: int) -> di
         columns = ["Sigma", "Epsilon"]
         for label in METRICS.values():
             columns += [f"{label} ours", f"{label} paper", f"{label} Δ"]
-        body = [[f"{r['sigma']:g}", f"{r['epsilon']:g}",
-                 *(c for m in METRICS for c in (_cell(r[f"{m}_ours"]), _cell(r[f"{m}_paper"]),
-                                                 _diff(r[f"{m}_diff"], r[f"{m}_noisy"])))]
-                for r in rows.to_dict("records")]
-        tables.append({"caption": f"{name} (the paper's {rows['published'].iloc[0]}): ours beside {source}",
-                       "columns": columns, "rows": body})
+        body = [
+            [
+                f"{r['sigma']:g}",
+                f"{r['epsilon']:g}",
+                *(
+                    c
+                    for m in METRICS
+                    for c in (
+                        cell(r[f"{m}_ours"]),
+                        cell(r[f"{m}_paper"]),
+                        # a missing difference is never noisy: NaN > x is False
+                        cell(r[f"{m}_diff"], sign=True) + (" *" if r[f"{m}_noisy"] else ""),
+                    )
+                ),
+            ]
+            for r in rows.to_dict("records")
+        ]
+        tables.append(
+            make_table(
+                f"{name} (the paper's {rows['published'].iloc[0]}): ours beside {source}",
+                columns,
+                body,
+            )
+        )
     summary = []
     for name, rows in table.groupby("classifier", sort=False):
         for m, label in METRICS.items():
             diff = rows[f"{m}_diff"].dropna()
-            summary.append([name, label, str(len(diff)), _cell(diff.abs().mean() if len(diff) else np.nan),
-                            _cell(diff.abs().max() if len(diff) else np.nan),
-                            str(int(rows.loc[diff.index, f"{m}_noisy"].sum()))])
-    tables.append({"caption": "Differences ours - paper, summarised",
-                   "columns": ["Classifier", "Accuracy", "rows compared", "mean |Δ|", "largest |Δ|",
-                               f"|Δ| > {NOISE_SE:g} SE"], "rows": summary})
-    return {"title": "Comparison with the paper", "tables": tables,
-            "caption": f"Our accuracies beside {source}, at the paper's sigmas and epsilons; Δ = ours - paper, "
-                       f"— where we have no such row. * marks a difference beyond {NOISE_SE:g} standard errors of "
-                       f"the difference of two binomial proportions (ours on our n images, the paper's on "
-                       f"{reference_n}), i.e. larger than two independent samples of images would explain."}
+            summary.append(
+                [
+                    name,
+                    label,
+                    str(len(diff)),
+                    cell(diff.abs().mean() if len(diff) else np.nan),
+                    cell(diff.abs().max() if len(diff) else np.nan),
+                    str(int(rows.loc[diff.index, f"{m}_noisy"].sum())),
+                ]
+            )
+    tables.append(
+        make_table(
+            "Differences ours - paper, summarised",
+            ["Classifier", "Accuracy", "rows compared", "mean |Δ|", "largest |Δ|", f"|Δ| > {NOISE_SE:g} SE"],
+            summary,
+        )
+    )
+    return make_section(
+        "Comparison with the paper",
+        f"Our accuracies beside {source}, at the paper's sigmas and epsilons; Δ = ours - paper, "
+        f"— where we have no such row. * marks a difference beyond {NOISE_SE:g} standard errors of "
+        f"the difference of two binomial proportions (ours on our n images, the paper's on "
+        f"{reference_n}), i.e. larger than two independent samples of images would explain.",
+        tables,
+    )

@@ -1,7 +1,6 @@
-"""Accuracy tables of the Safeguarding Attention experiments, their LaTeX form, and the
-time and memory each pipeline stage used (from Snakemake benchmark files)."""
+"""Accuracy tables of the Safeguarding Attention experiments, and the time and memory each
+pipeline stage used (from Snakemake benchmark files)."""
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,11 +9,27 @@ import pandas as pd
 from dds.io import DataFileError, read_table
 
 ACCURACY_COLUMNS = [
-    "classifier", "attack", "denoiser", "sigma", "epsilon",
-    "clean_acc", "pgd_acc", "denoised_acc", "linf_max", "l2_max", "l2_mean", "n",
+    "classifier",
+    "attack",
+    "denoiser",
+    "sigma",
+    "epsilon",
+    "clean_acc",
+    "pgd_acc",
+    "denoised_acc",
+    "linf_max",
+    "l2_max",
+    "l2_mean",
+    "n",
 ]
 RESOURCE_COLUMNS = ["stage", "jobs", "total_s", "max_s", "peak_rss_mib"]
 MODEL_COLUMNS = ["classifier", "attack", "denoiser"]  # one model setup: one table, one figure
+NO_DEFENCE = "none"  # the `defence` of undefended rows in the defences, iterations and transfer tables
+
+
+def defence_order(defences) -> list:
+    """No defence first, then the defences by name."""
+    return sorted(defences, key=lambda d: (d != NO_DEFENCE, d))
 
 
 def _read_shards(paths: Sequence, columns: list[str], what: str) -> pd.DataFrame:
@@ -98,62 +113,23 @@ def accuracy_table(
             per_eps[eps] = (pgd_acc, *_norms(adversarial, eps, clean))
         pgd_acc, linf_max, l2_max, l2_mean = per_eps[eps]
         what = f"{classifier} predictions denoised by {denoiser} at sigma {sigma}, epsilon {eps}"
-        rows.append({
-            "classifier": classifier, "attack": attack, "denoiser": denoiser,
-            "sigma": float(sigma), "epsilon": float(eps),
-            "clean_acc": clean_acc, "pgd_acc": pgd_acc,
-            "denoised_acc": _accuracy(denoised[(sigma, eps)], clean, what),
-            "linf_max": linf_max, "l2_max": l2_max, "l2_mean": l2_mean, "n": len(clean),
-        })
-    return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
-
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "<": r"\textless{}", ">": r"\textgreater{}",
-}
-_LATEX_SPECIAL_RE = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIAL))
-
-
-def latex_escape(text: str) -> str:
-    return _LATEX_SPECIAL_RE.sub(lambda m: _LATEX_SPECIAL[m.group()], str(text))
-
-
-def require_columns(df: pd.DataFrame, columns: list[str], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; has {list(df.columns)}")
-
-
-def latex_booktabs(caption: str, label: str, columns: str, header: str, body: list[str]) -> str:
-    """A complete booktabs `table` float: escaped caption, checked label, the tabular with
-    column spec `columns`, a `header` row and the `body` lines (rows, rules, spacing)."""
-    if not re.fullmatch(r"[A-Za-z0-9:._/-]+", label):
-        raise ValueError(f"LaTeX label {label!r} may use only letters, digits and : . _ / -")
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(caption)}}}", rf"\label{{{label}}}",
-             rf"\begin{{tabular}}{{{columns}}}", r"\toprule", header + r" \\", r"\midrule", *body,
-             r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
-
-
-def latex_table(df: pd.DataFrame, caption: str, label: str) -> str:
-    """A booktabs `table` in the layout of the Safeguarding Attention paper's appendix tables."""
-    require_columns(df, ["sigma", "epsilon", "clean_acc", "pgd_acc", "denoised_acc"], "latex_table")
-    present = [c for c in MODEL_COLUMNS if c in df.columns]
-    models = len(df.drop_duplicates(present)) if present else 1
-    if models > 1:
-        # The layout has no classifier column, so two models in one table would be ambiguous.
-        raise ValueError(f"latex_table: one (classifier, attack, denoiser) per table, got {models}")
-    body, previous_sigma = [], None
-    for row in df.sort_values(["sigma", "epsilon"]).itertuples(index=False):
-        if previous_sigma is not None and row.sigma != previous_sigma:
-            body.append(r"\addlinespace")  # visual break between sigma blocks
-        previous_sigma = row.sigma
-        body.append(
-            f"{row.sigma:g} & {row.epsilon:g} & {row.clean_acc:.3f} & {row.pgd_acc:.3f} & {row.denoised_acc:.3f} \\\\"
+        rows.append(
+            {
+                "classifier": classifier,
+                "attack": attack,
+                "denoiser": denoiser,
+                "sigma": float(sigma),
+                "epsilon": float(eps),
+                "clean_acc": clean_acc,
+                "pgd_acc": pgd_acc,
+                "denoised_acc": _accuracy(denoised[(sigma, eps)], clean, what),
+                "linf_max": linf_max,
+                "l2_max": l2_max,
+                "l2_mean": l2_mean,
+                "n": len(clean),
+            }
         )
-    return latex_booktabs(caption, label, "rrrrr", "Sigma & Epsilon & Clean Acc. & PGD Acc. & Denoised Acc.", body)
+    return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
 
 
 def _read_benchmark(path) -> pd.DataFrame:
@@ -191,8 +167,13 @@ def stage_resources(benchmarks: dict) -> pd.DataFrame:
         frames = [_read_benchmark(p) for p in paths]
         seconds = pd.Series([f["s"].mean() for f in frames], dtype=float)  # repeats: a job's typical time
         rss = pd.Series([f["max_rss"].max() for f in frames], dtype=float)
-        rows.append({
-            "stage": stage, "jobs": len(paths), "total_s": float(seconds.sum()),
-            "max_s": float(seconds.max()), "peak_rss_mib": float(rss.max()),
-        })
+        rows.append(
+            {
+                "stage": stage,
+                "jobs": len(paths),
+                "total_s": float(seconds.sum()),
+                "max_s": float(seconds.max()),
+                "peak_rss_mib": float(rss.max()),
+            }
+        )
     return pd.DataFrame(rows, columns=RESOURCE_COLUMNS)

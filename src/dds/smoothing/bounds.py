@@ -1,5 +1,5 @@
-"""Randomized smoothing from class counts (Cohen, Rosenfeld & Kolter 2019; DESIGN.md 1.2)
-and its multi-scale cascade (Jeong & Shin 2023; DESIGN.md 1.3).
+"""Randomized smoothing from class counts (Cohen, Rosenfeld & Kolter 2019; docs/science.md §1.2)
+and its multi-scale cascade (Jeong & Shin 2023; docs/science.md §1.3).
 
 The smoothed classifier is g(x) = argmax_c P(f(D(x + sigma n)) = c), n ~ N(0, I). The
 functions here take the counts of the base predictions over noise draws (the sampling
@@ -70,8 +70,10 @@ class MultiScaleCertificate:
     stage: int  # 1-based index of the sigma where the cascade stopped; 0 = it never stopped
 
 
-def multiscale_certify(sigmas, counts0_by_sigma, counts_by_sigma, alpha: float, p0: float = 0.5) -> MultiScaleCertificate:
-    """The multi-scale cascade over sigmas taken from the largest down (DESIGN.md 1.3).
+def multiscale_certify(
+    sigmas, counts0_by_sigma, counts_by_sigma, alpha: float, p0: float = 0.5
+) -> MultiScaleCertificate:
+    """The multi-scale cascade over sigmas taken from the largest down (docs/science.md §1.3).
 
     At stage k (k = 1..K) the two-sided Clopper-Pearson interval [pl, pu] of the top class
     (chosen by the selection counts) is taken at level alpha / (k + 1). If pl >= p0 the cascade

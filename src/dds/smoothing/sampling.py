@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dds.smoothing import bounds as smoothing
 from dds.io import ImageSet
 from dds.seeding import derive_seed
+from dds.smoothing import bounds
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,9 @@ def noise_draws(shape, seed: int, sigma: float, idx: int, phase: str, start: int
 
 
 @torch.inference_mode()
-def sample_counts(denoiser, classifiers: dict, image: torch.Tensor, idx: int, num: int, phase: str, seed: int,
-                  batch_size: int, device) -> dict[str, np.ndarray]:
+def sample_counts(
+    denoiser, classifiers: dict, image: torch.Tensor, idx: int, num: int, phase: str, seed: int, batch_size: int, device
+) -> dict[str, np.ndarray]:
     """Class counts of each classifier's predictions on `num` denoised noisy copies of `image`."""
     counts = {}
     for start in range(0, num, batch_size):
@@ -51,8 +52,9 @@ def sample_counts(denoiser, classifiers: dict, image: torch.Tensor, idx: int, nu
     return {name: c.cpu().numpy() for name, c in counts.items()}
 
 
-def certify_images(denoiser, classifiers: dict, data: ImageSet, n0: int, n: int, alpha: float, seed: int,
-                   batch_size: int, device) -> dict[str, pd.DataFrame]:
+def certify_images(
+    denoiser, classifiers: dict, data: ImageSet, n0: int, n: int, alpha: float, seed: int, batch_size: int, device
+) -> dict[str, pd.DataFrame]:
     """Per classifier, one row per image: idx label predict radius correct time (the customary
     columns; correct is 0/1 per row), nA n pA_lower, the PREDICT answer on the same n draws
     (`smoothed_predict`), and the counts of both phases (for the multi-scale cascade).
@@ -67,14 +69,23 @@ def certify_images(denoiser, classifiers: dict, data: ImageSet, n0: int, n: int,
         counts = sample_counts(denoiser, classifiers, image, idx, n, "estimation", seed, batch_size, device)
         seconds = time.perf_counter() - start
         for name in classifiers:
-            cert = smoothing.certify(counts0[name], counts[name], denoiser.sigma, alpha)
-            rows[name].append({
-                "idx": idx, "label": label, "predict": cert.predict, "radius": cert.radius,
-                "correct": int(cert.predict == label), "time": seconds, "nA": cert.nA, "n": n,
-                "pA_lower": cert.pA_lower, "smoothed_predict": smoothing.predict(counts[name], alpha),
-                "counts0": counts0[name].astype(np.int64), "counts": counts[name].astype(np.int64),
-            })
+            cert = bounds.certify(counts0[name], counts[name], denoiser.sigma, alpha)
+            rows[name].append(
+                {
+                    "idx": idx,
+                    "label": label,
+                    "predict": cert.predict,
+                    "radius": cert.radius,
+                    "correct": int(cert.predict == label),
+                    "time": seconds,
+                    "nA": cert.nA,
+                    "n": n,
+                    "pA_lower": cert.pA_lower,
+                    "smoothed_predict": bounds.predict(counts[name], alpha),
+                    "counts0": counts0[name].astype(np.int64),
+                    "counts": counts[name].astype(np.int64),
+                }
+            )
         if (i + 1) % 10 == 0 or i + 1 == len(data):
             log.info("certified %d/%d images at sigma=%g (%.2f s per image)", i + 1, len(data), denoiser.sigma, seconds)
     return {name: pd.DataFrame(r) for name, r in rows.items()}
-

@@ -20,16 +20,22 @@ rule accuracy_table:
     resources:
         **job_resources("accuracy_table", mem_mb=1000, runtime=30),
     params:
-        grid=lambda wildcards: table_grid(wildcards.attack),
+        dataset=lambda wildcards: wildcards.dataset,
+        classifier=lambda wildcards: wildcards.classifier,
+        attack=lambda wildcards: wildcards.attack,
+        denoiser=lambda wildcards: wildcards.denoiser,
     script:
         "../scripts/accuracy_table.py"
 
 
-rule summary:
+report_benchmarks("accuracy_table", layout.TABLE)
+
+
+rule accuracy_summary:
     input:
-        all_outputs(layout.TABLE),
+        accuracy_tables=all_outputs(layout.TABLE),
     output:
-        table=layout.SUMMARY,
+        summary=layout.SUMMARY,
         png=report(
             layout.COMPARISON_PNG,
             caption="../report/comparison.rst",
@@ -40,18 +46,18 @@ rule summary:
         layout.log(layout.SUMMARY),
     conda:
         REPORT_ENV
-    threads: job_threads("summary")
+    threads: job_threads("accuracy_summary")
     resources:
-        **job_resources("summary", mem_mb=1000, runtime=30),
+        **job_resources("accuracy_summary", mem_mb=1000, runtime=30),
     script:
-        "../scripts/summary.py"
+        "../scripts/accuracy_summary.py"
 
 
-rule examples:
+rule examples_figure:
     input:
         unpack(get_example_inputs),
     output:
-        report(
+        figure=report(
             layout.EXAMPLES_FIGURE,
             caption="../report/examples.rst",
             category="Examples",
@@ -60,12 +66,10 @@ rule examples:
         layout.log(layout.EXAMPLES_FIGURE),
     conda:
         REPORT_ENV
-    threads: job_threads("examples")
+    threads: job_threads("examples_figure")
     resources:
-        **job_resources("examples", mem_mb=1000, runtime=30),
+        **job_resources("examples_figure", mem_mb=1000, runtime=30),
     params:
         n_images=config["report"]["examples"],
-        epsilon=lambda wildcards: EPSILONS[FIRST["attack"]][-1],
-        sigmas=SIGMAS,
     script:
-        "../scripts/examples.py"
+        "../scripts/examples_figure.py"
