@@ -98,6 +98,16 @@ def made_up_accuracy(classifiers, sigmas, epsilons, pgd_drop=12, classifier_drop
     return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
 
 
+def draw_figures(out, tables, examples):
+    """The report's figures in `out`: the accuracy of resnet50 in `tables` (acc.png, acc.svg), the
+    comparison of all (cmp.png, cmp.svg) and the `examples` (ex.png)."""
+    from dds.reporting.figures import accuracy_figure, comparison_figure, examples_figure
+
+    accuracy_figure(tables[tables["classifier"] == "resnet50"], out / "acc.png", out / "acc.svg")
+    comparison_figure(tables, out / "cmp.png", out / "cmp.svg")
+    examples_figure(examples, out / "ex.png")
+
+
 @pytest.fixture
 def cifar_sample(tmp_path, monkeypatch):
     """The sample stage on a tiny CIFAR-10 (40 training, 60 test images; torchvision's md5

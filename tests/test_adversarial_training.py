@@ -16,7 +16,12 @@ def train(digits8, seed, adversarial=SPEC, feature_denoising=None, train_size=64
     torch.manual_seed(0)
     model = build_classifier("resnet18", {}, 1, 10, MEAN, STD, feature_denoising)
     metrics = fit(
-        model, digits8.subset(0, train_size), digits8.subset(100, 132), weight_decay=0.05, seed=seed, adversarial=adversarial
+        model,
+        digits8.subset(0, train_size),
+        digits8.subset(100, 132),
+        weight_decay=0.05,
+        seed=seed,
+        adversarial=adversarial,
     )
     return model, metrics
 

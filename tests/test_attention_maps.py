@@ -1,5 +1,6 @@
 """Attention maps: CBAM spatial attention through a hook, Grad-CAM for the default
-classifiers, how far maps move under attack, the summary table and the figure grid."""
+classifiers, how far maps move under attack, and the summary table (the figure grid is in
+test_figures_report.py)."""
 
 from pathlib import Path
 
@@ -20,7 +21,6 @@ from dds.evaluation.attention_maps import (
     top_k_iou,
 )
 from dds.models.classifiers import build_classifier
-from dds.reporting.attack_figures import attention_figure
 from dds.reporting.attack_tables import attention_shift_table
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
@@ -154,17 +154,3 @@ def test_shift_table_summarises_per_condition():
     assert table.loc["denoised", "topk_iou_mean"] == 1
     with pytest.raises(ValueError, match="classifier"):
         attention_shift_table(rows[0].drop(columns="classifier"))
-
-
-def test_attention_figure(tmp_path, digits16):
-    images, labels = digits16
-    model = build("resnet")
-    adversarial = attack(model, PGD, 0.1, images[:3], labels[:3], 64, 0, "cpu")
-    columns = [
-        ("clean", images[:3], gradcam_maps(model, images[:3], labels[:3])),
-        ("PGD ε=0.1", adversarial, gradcam_maps(model, adversarial, labels[:3])),
-    ]
-    attention_figure(columns, tmp_path / "attention.png", tmp_path / "attention.svg")
-    assert (tmp_path / "attention.png").stat().st_size > 0 and (tmp_path / "attention.svg").stat().st_size > 0
-    with pytest.raises(ValueError, match="'PGD ε=0.1'"):
-        attention_figure([columns[0], ("PGD ε=0.1", adversarial[:2], columns[1][2][:2])], tmp_path / "bad.png")

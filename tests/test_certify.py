@@ -633,19 +633,9 @@ def test_certified_table_stage_learns_each_file_from_its_path(tmp_path, monkeypa
     spec = {"alpha": 0.01, "p0": 0.5, "n": 50, "radii": [0.0, 0.5]}
     tsv = [layout.fill(layout.CERTIFICATES_TSV, sigma=s, **where) for s in (0.5, 0.25)]
     # every list in another order than it was written
-    stages.certified_table(
-        clean=clean[::-1],
-        adversarial=adversarial[::-1],
-        norms=norms[::-1],
-        table="table.parquet",
-        tex="table.tex",
-        png="curve.png",
-        svg="curve.svg",
-        tsv=tsv,
-        multiscale="multiscale.parquet",
-        spec=spec,
-        **where,
-    )
+    inputs = {"clean": clean[::-1], "adversarial": adversarial[::-1], "norms": norms[::-1]}
+    outputs = {"table": "table.parquet", "tex": "table.tex", "png": "curve.png", "svg": "curve.svg"}
+    stages.certified_table(**inputs, **outputs, tsv=tsv, multiscale="multiscale.parquet", spec=spec, **where)
 
     cascade = multiscale_examples(expected_clean, 0.01, 0.5)
     want = certified_table("clf", "ddpm", expected_clean, expected_adversarial, [0.0, 0.5], cascade)

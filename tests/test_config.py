@@ -1,4 +1,5 @@
-"""The workflow config schema and dds.config.validate: defaults, and errors naming the key."""
+"""The workflow config schema and dds.config.validate: defaults, and errors naming the key; where
+the output paths lie (dds.layout), and what a retried job asks for (dds.retries)."""
 
 import copy
 from pathlib import Path
@@ -30,11 +31,10 @@ def check(config):
 def test_shipped_config_validates_and_gets_defaults(config, shipped):
     out = check(config)
     assert out is config
-    assert config["batch_size"] == shipped["batch_size"] == 256
     resnet = config["classifiers"]["resnet"]
     assert "epochs" not in shipped["classifiers"]["resnet"]
     assert resnet == {
-        "model": "resnet18",
+        **shipped["classifiers"]["resnet"],
         "kwargs": {},
         "epochs": 8,
         "batch_size": 64,
@@ -43,11 +43,14 @@ def test_shipped_config_validates_and_gets_defaults(config, shipped):
         "augment": False,
         "pretrained": False,
     }
-    assert config["classifiers"]["vit"]["epochs"] == 15  # given values are kept
-    assert config["classifiers"]["vit"]["lr"] == 0.001
-    assert config["classifiers"]["cbam-resnet"]["kwargs"] == {"block_args": {"attn_layer": "cbam"}}
-    assert config["attacks"]["pgd"]["random_start"] is False
-    assert config["sigmas"] == [0.25, 0.5, 1.0]
+    assert changed(config, shipped) == []  # given values are kept
+
+
+def changed(out, given, where="") -> list[str]:
+    """The keys of `given` whose value `out` does not hold at the same place (`out` may hold more)."""
+    if isinstance(given, dict) and isinstance(out, dict):
+        return [key for k, v in given.items() for key in changed(out.get(k), v, f"{where}.{k}".lstrip("."))]
+    return [] if out == given else [where]
 
 
 def test_defaults_fill_removed_keys(config):
@@ -239,3 +242,32 @@ def test_certifying_a_set_no_attack_makes_is_refused(config):
     config["certify"]["epsilons"] = [0.123]
     with pytest.raises(ConfigError, match=r"certify\.epsilons.*0\.123.*pgd"):
         check(config)
+
+
+def test_outputs_stay_under_results_or_the_checkpoint_folder(shipped):
+    """Every output path pattern lies under results/<dataset>/ (or, for downloaded official
+    checkpoints, data/checkpoints/), and the names that fill the patterns cannot climb out."""
+    from dds import layout
+
+    patterns = {k: v for k, v in vars(layout).items() if k.isupper() and isinstance(v, str) and "{" in v}
+    assert len(patterns) > 20
+    for name, pattern in patterns.items():
+        assert pattern == layout.ROOT or pattern.startswith((layout.ROOT + "/", "data/checkpoints/")), name
+        assert ".." not in pattern and not pattern.startswith("/"), name
+    for key in ("classifiers", "denoisers", "attacks"):
+        config = copy.deepcopy(shipped)
+        config[key]["../../etc"] = next(iter(config[key].values()))
+        with pytest.raises(ConfigError, match=r"\.\./\.\./etc"):
+            check(config)
+    # the one path part that is not a name: the official checkpoint, one of a known list
+    config = copy.deepcopy(shipped)
+    config["denoisers"] = {"official": {"kind": "openai", "checkpoint": "../../etc/x", "url": "https://example.org/x"}}
+    with pytest.raises(ConfigError, match=r"'\.\./\.\./etc/x' is not an OpenAI checkpoint dds knows"):
+        check(config)
+
+
+def test_a_retried_job_asks_for_more_memory_and_time():
+    from dds.retries import grows_with_attempt
+
+    mem = grows_with_attempt(2000)
+    assert [mem(None, attempt) for attempt in (1, 2, 3)] == [2000, 4000, 6000]

@@ -1,3 +1,6 @@
+"""Figures (dds.reporting.figures, the attention grid of dds.reporting.attack_figures) and the HTML
+report (dds.reporting.html): what is drawn, what is embedded and escaped, and the errors."""
+
 import base64
 import math
 import re
@@ -6,11 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import made_up_accuracy
+from conftest import draw_figures, made_up_accuracy
 from dds.io import DataFileError
-from dds.reporting.figures import accuracy_figure, comparison_figure, examples_figure
+from dds.reporting.attack_figures import attention_figure
+from dds.reporting.figures import accuracy_figure, examples_figure
 from dds.reporting.html import provenance, render_report, write_report
-from dds.reporting.tables import ACCURACY_COLUMNS, RESOURCE_COLUMNS, stage_resources
+from dds.reporting.tables import RESOURCE_COLUMNS, stage_resources
 
 PNG = b"\x89PNG\r\n\x1a\n"
 EVIL = "<script>alert(1)</script>"
@@ -34,10 +38,7 @@ def made_up_resources():
 @pytest.fixture(scope="module")
 def figure_files(tmp_path_factory):
     out = tmp_path_factory.mktemp("figures")
-    tables = made_up_tables()
-    accuracy_figure(tables[tables["classifier"] == "resnet50"], out / "acc.png", out / "acc.svg")
-    comparison_figure(tables, out / "cmp.png", out / "cmp.svg")
-    examples_figure([("clean", torch.rand(3, 3, 8, 8)), ("PGD eps=0.2", torch.rand(2, 1, 8, 8))], out / "ex.png")
+    draw_figures(out, made_up_tables(), [("clean", torch.rand(3, 3, 8, 8)), ("PGD eps=0.2", torch.rand(2, 1, 8, 8))])
     return out
 
 
@@ -251,3 +252,16 @@ def test_report_figures_are_found_by_model_names_with_hyphens():
         ("resnet50", "pgd", "improved-diffusion"),
         ("resnet50-cbam", "pgd", "improved-diffusion"),
     ]
+
+
+def test_attention_figure(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    images, adversarial = torch.rand(3, 1, 16, 16, generator=gen), torch.rand(3, 1, 16, 16, generator=gen)
+    columns = [
+        ("clean", images, torch.rand(3, 16, 16, generator=gen)),
+        ("PGD ε=0.1", adversarial, torch.rand(3, 16, 16, generator=gen)),
+    ]
+    attention_figure(columns, tmp_path / "attention.png", tmp_path / "attention.svg")
+    assert (tmp_path / "attention.png").stat().st_size > 0 and (tmp_path / "attention.svg").stat().st_size > 0
+    with pytest.raises(ValueError, match="'PGD ε=0.1'"):
+        attention_figure([columns[0], ("PGD ε=0.1", adversarial[:2], columns[1][2][:2])], tmp_path / "bad.png")

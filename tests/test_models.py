@@ -9,7 +9,7 @@ import yaml
 
 from conftest import fit, tamper
 from dds.config import validate
-from dds.io import DataFileError, ImageSet, load_tensors, save_tensors, write_images
+from dds.io import DataFileError, save_tensors, write_images
 from dds.models.classifiers import Normalized, build_classifier, load_classifier, save_classifier
 
 REPO = Path(__file__).resolve().parents[1]

@@ -41,68 +41,59 @@ def test_dataset_defaults_and_foreign_keys():
     assert imagenet["require_all_classes"] is True and "labels_file" not in imagenet
 
 
+KEY = object()  # stands for the key the case sets, quoted: the error names it
+URL = "https://example.org/x.pt"
+# case: (the key set, as a dotted path; its value, or a function of the key's parent giving it;
+# the texts the error must hold)
 BAD = {
-    "imagenet key on cifar10": (
-        lambda c: c["dataset"].update(labels_file="x.txt"),
-        ["'dataset.labels_file'", "imagenet only", "not to cifar10"],
-    ),
-    "cifar10 at another size": (
-        lambda c: c["dataset"].update(image_size=64),
-        ["'dataset.image_size'", "32x32", "resize"],
-    ),
-    "pretrained on cifar10": (
-        lambda c: c["classifiers"]["resnet50"].update(pretrained=True),
-        ["'classifiers.resnet50.pretrained'", "1000 ImageNet-1k classes"],
-    ),
-    "weights without pretrained": (
-        lambda c: c["classifiers"]["resnet50"].update(weights="w.pth"),
-        ["'classifiers.resnet50.weights'", "pretrained: true"],
-    ),
+    "imagenet key on cifar10": ("dataset.labels_file", "x.txt", [KEY, "imagenet only", "not to cifar10"]),
+    "cifar10 at another size": ("dataset.image_size", 64, [KEY, "32x32", "resize"]),
+    "pretrained on cifar10": ("classifiers.resnet50.pretrained", True, [KEY, "1000 ImageNet-1k classes"]),
+    "weights without pretrained": ("classifiers.resnet50.weights", "w.pth", [KEY, "pretrained: true"]),
     "unknown checkpoint": (
-        lambda c: c["denoisers"]["improved-diffusion"].update(checkpoint="ddpm_cifar10"),
-        ["'denoisers.improved-diffusion.checkpoint'", "256x256_diffusion_uncond"],
+        "denoisers.improved-diffusion.checkpoint",
+        "ddpm_cifar10",
+        [KEY, "256x256_diffusion_uncond"],
     ),
     "checkpoint at another size": (
-        lambda c: c["denoisers"]["improved-diffusion"].update(checkpoint="256x256_diffusion_uncond"),
+        "denoisers.improved-diffusion.checkpoint",
+        "256x256_diffusion_uncond",
         ["denoises 256x256", "dataset.image_size is 32"],
     ),
-    "short sha256": (
-        lambda c: c["denoisers"]["improved-diffusion"].update(sha256="abc"),
-        ["'denoisers.improved-diffusion.sha256'", "64 lower-case hex"],
-    ),
+    "short sha256": ("denoisers.improved-diffusion.sha256", "abc", [KEY, "64 lower-case hex"]),
     "DDPM key on a checkpoint": (
-        lambda c: c["denoisers"]["improved-diffusion"].update(steps=10),
+        "denoisers.improved-diffusion.steps",
+        10,
         ["'denoisers.improved-diffusion'", "'steps' was unexpected"],
     ),
     "two sources for one file": (
-        lambda c: c["denoisers"].update(
-            copy={**c["denoisers"]["improved-diffusion"], "url": "https://example.org/x.pt"}
-        ),
-        ["'denoisers.copy'", "one checkpoint file has one source"],
+        "denoisers.copy",
+        lambda denoisers: {**denoisers["improved-diffusion"], "url": URL},
+        [KEY, "one checkpoint file has one source"],
     ),
-    "bad resize mode": (
-        lambda c: c["classifiers"]["resnet50"]["resize"].update(mode="area"),
-        ["'classifiers.resnet50.resize.mode'", "'bicubic'"],
-    ),
+    "bad resize mode": ("classifiers.resnet50.resize.mode", "area", [KEY, "'bicubic'"]),
     "reference of an unknown classifier": (
-        lambda c: c["report"]["reference"]["classifiers"].update(vit="vit"),
+        "report.reference.classifiers.vit",
+        "vit",
         ["'report.reference.classifiers'", "'vit'"],
     ),
-    "reference of an unknown denoiser": (
-        lambda c: c["report"]["reference"].update(denoiser="ddpm"),
-        ["'report.reference.denoiser'", "'ddpm'"],
-    ),
+    "reference of an unknown denoiser": ("report.reference.denoiser", "ddpm", [KEY, "'ddpm'"]),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_settings_name_the_key(case):
     config = copy.deepcopy(preset("cifar10-paper"))
-    mutate, expected = BAD[case]
-    mutate(config)
+    path, value, texts = BAD[case]
+    *parents, key = path.split(".")
+    parent = config
+    for part in parents:
+        parent = parent[part]
+    parent[key] = value(parent) if callable(value) else value
     with pytest.raises(ConfigError) as info:
         validate(config, SCHEMA)
-    for text in expected:
+    for text in texts:
+        text = f"'{path}'" if text is KEY else text
         assert text in str(info.value), f"{text!r} not in {info.value}"
 
 
@@ -121,63 +112,47 @@ def workdir(tmp_path_factory):
     return path
 
 
-def test_cifar10_preset_dry_run(workdir):
-    jobs = planned(workdir, "--configfile", "presets/cifar10-paper.yaml")
-    # 2 classifiers x 6 epsilons (0 included) x 4 shards of 250 = 48 attacked shards, x 5 sigmas
-    # denoised; certification: 5 sigmas x 4 shards, both classifiers per job; blur: 2
-    # classifiers x 4 shards x (4 noise levels, 6 epsilons)
-    assert counts(jobs) == {
-        "sample": 1,
-        "fetch_denoiser": 1,
-        "openai_denoiser": 1,
-        "train_classifier": 2,
-        "attack": 48,
-        "denoise_and_classify": 240,
-        "classify_undefended": 48,
-        "accuracy_table": 2,
-        "certify_clean": 20,
-        "certified_table": 2,
-        "blur_noise": 32,
-        "blur_adversarial": 48,
-        "blur_table": 2,
-        "defences_table": 1,
-        "transfer_matrix": 2,
-        "transfer_table": 1,
-        "accuracy_summary": 1,
-        "examples_figure": 1,
-        "report": 1,
-        "all": 1,
-    }
-    # the default config's models are not there: a preset replaces config.yaml
-    assert {w["classifier"] for rule, w in jobs if rule == "train_classifier"} == {"resnet50", "resnet50-cbam"}
-    assert [w for rule, w in jobs if rule == "fetch_denoiser"] == [{"checkpoint": "cifar10_uncond_50M_500K"}]
+# the jobs a dry run of each preset plans, per rule: (cifar10-paper, imagenet-paper).
+# cifar10: 2 classifiers x 6 epsilons (0 included) x 4 shards of 250 = 48 attacked shards, x 5
+# sigmas denoised; certification: 5 sigmas x 4 shards, both classifiers per job; blur: 2
+# classifiers x 4 shards x (4 noise levels, 6 epsilons).
+# imagenet: 7 epsilons x 10 shards of 100 = 70 attacked shards, x 4 sigmas denoised;
+# certification: 4 sigmas x 10 shards; one classifier: no transfer.
+PRESET_JOBS = {
+    "sample": (1, 1),
+    "fetch_denoiser": (1, 1),
+    "openai_denoiser": (1, 1),
+    "train_classifier": (2, 0),
+    "pretrained_classifier": (0, 1),
+    "attack": (48, 70),
+    "denoise_and_classify": (240, 280),
+    "classify_undefended": (48, 70),
+    "accuracy_table": (2, 1),
+    "certify_clean": (20, 40),
+    "certified_table": (2, 1),
+    "blur_noise": (32, 40),
+    "blur_adversarial": (48, 70),
+    "blur_table": (2, 1),
+    "defences_table": (1, 1),
+    "transfer_matrix": (2, 0),
+    "transfer_table": (1, 0),
+    "accuracy_summary": (1, 1),
+    "examples_figure": (1, 1),
+    "report": (1, 1),
+    "all": (1, 1),
+}
+PRESETS = ["cifar10-paper", "imagenet-paper"]
+CHECKPOINT = {"cifar10-paper": "cifar10_uncond_50M_500K", "imagenet-paper": "256x256_diffusion_uncond"}
 
 
-def test_imagenet_preset_dry_run(workdir):
-    jobs = planned(workdir, "--configfile", "presets/imagenet-paper.yaml")
-    # 7 epsilons x 10 shards of 100 = 70 attacked shards, x 4 sigmas denoised; certification:
-    # 4 sigmas x 10 shards; one classifier: no transfer
-    assert counts(jobs) == {
-        "sample": 1,
-        "fetch_denoiser": 1,
-        "openai_denoiser": 1,
-        "pretrained_classifier": 1,
-        "attack": 70,
-        "denoise_and_classify": 280,
-        "classify_undefended": 70,
-        "accuracy_table": 1,
-        "certify_clean": 40,
-        "certified_table": 1,
-        "blur_noise": 40,
-        "blur_adversarial": 70,
-        "blur_table": 1,
-        "defences_table": 1,
-        "accuracy_summary": 1,
-        "examples_figure": 1,
-        "report": 1,
-        "all": 1,
-    }
-    assert [w for rule, w in jobs if rule == "fetch_denoiser"] == [{"checkpoint": "256x256_diffusion_uncond"}]
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_dry_run(workdir, name):
+    jobs = planned(workdir, "--configfile", f"presets/{name}.yaml")
+    column = PRESETS.index(name)
+    assert counts(jobs) == {rule: n[column] for rule, n in PRESET_JOBS.items() if n[column]}
+    assert [w for rule, w in jobs if rule == "fetch_denoiser"] == [{"checkpoint": CHECKPOINT[name]}]
+    if name == "cifar10-paper":  # the default config's models are not there: a preset replaces config.yaml
+        assert {w["classifier"] for rule, w in jobs if rule == "train_classifier"} == {"resnet50", "resnet50-cbam"}
 
 
 def test_a_preset_takes_overlays_and_a_copy_the_user_has(workdir):

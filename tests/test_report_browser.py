@@ -10,10 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import made_up_accuracy
-from dds.reporting.figures import accuracy_figure, comparison_figure, examples_figure
+from conftest import draw_figures, made_up_accuracy
 from dds.reporting.html import provenance, render_report, write_report
-from dds.reporting.tables import ACCURACY_COLUMNS, RESOURCE_COLUMNS
+from dds.reporting.tables import RESOURCE_COLUMNS
 
 pytestmark = pytest.mark.browser
 
@@ -33,9 +32,7 @@ def made_up_tables():
 def report_path(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     tables = made_up_tables()
-    accuracy_figure(tables[tables["classifier"] == "resnet50"], out / "acc.png", out / "acc.svg")
-    comparison_figure(tables, out / "cmp.png", out / "cmp.svg")
-    examples_figure([("clean", torch.rand(4, 3, 16, 16)), ("PGD eps=0.03", torch.rand(4, 1, 16, 16))], out / "ex.png")
+    draw_figures(out, tables, [("clean", torch.rand(4, 3, 16, 16)), ("PGD eps=0.03", torch.rand(4, 1, 16, 16))])
     resources = pd.DataFrame(
         [{"stage": "attack", "jobs": 2, "total_s": 12.5, "max_s": 7.0, "peak_rss_mib": 812.0}], columns=RESOURCE_COLUMNS
     )

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from conftest import REPO, fields, planned_jobs, snakemake, workflow_copy
 
@@ -288,12 +287,3 @@ def test_resources_come_from_the_config(tmp_path):
     result = snakemake(workflow_copy(tmp_path / "typo", config), "-n", TARGET)
     assert result.returncode != 0
     assert "config key 'resources.rules': no rule named train_denoisr; the rules are " in result.stdout + result.stderr
-
-
-def test_a_retried_job_asks_for_more_memory_and_time():
-    from dds.retries import grows_with_attempt
-
-    mem = grows_with_attempt(2000)
-    assert [mem(None, attempt) for attempt in (1, 2, 3)] == [2000, 4000, 6000]
-    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
-    assert profile["retries"] == 2

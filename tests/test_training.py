@@ -4,11 +4,10 @@ and resuming after an interruption with exactly the weights of an uninterrupted 
 import pytest
 import torch
 
-from dds.io import load_tensors, read_images, read_json
+from dds.io import load_tensors, read_json
 from dds.models import training
 from dds.models.classifiers import load_classifier
 from dds.pipeline.classifiers import train_classifier
-
 
 # dropout draws from torch's generator, augmentation from its own: both must be restored
 SPEC = {

@@ -209,11 +209,14 @@ def test_lint_and_format_are_clean():
     lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr
-    snakefmt = Path(sys.executable).with_name("snakefmt")
-    fmt = subprocess.run(
-        [str(snakefmt), "--check", "--diff", "Snakefile", "workflow"], cwd=REPO, capture_output=True, text=True
-    )
-    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    tools = Path(sys.executable).parent
+    for command in (
+        [tools / "snakefmt", "--check", "--diff", "Snakefile", "workflow"],
+        [tools / "ruff", "format", "--check", "--diff", "."],
+        [tools / "ruff", "check", "."],
+    ):
+        done = subprocess.run([str(part) for part in command], cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 0, f"{command[0].name} {' '.join(command[1:])}: {done.stdout + done.stderr}"
 
 
 def test_snakemake_report_collects_the_marked_figures(finished_run):

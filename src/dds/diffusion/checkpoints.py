@@ -90,6 +90,8 @@ class OpenAICheckpoint:
         return alphas_cumprod(self.schedule, self.num_timesteps)
 
 
+# a table: each checkpoint's settings read together, as in the official READMEs
+# fmt: off
 CHECKPOINTS = {
     c.name: c
     for c in (
@@ -100,20 +102,10 @@ CHECKPOINTS = {
         OpenAICheckpoint(
             name="cifar10_uncond_50M_500K",
             url="https://openaipublic.blob.core.windows.net/diffusion/march-2021/cifar10_uncond_50M_500K.pt",
-            unet=UNetConfig(
-                image_size=32,
-                model_channels=128,
-                num_res_blocks=3,
-                channel_mult=(1, 2, 2, 2),
-                attention_resolutions=(16, 8),
-                learn_sigma=True,
-                num_heads=4,
-                use_scale_shift_norm=True,
-                dropout=0.3,
-            ),
-            schedule="cosine",
-            num_timesteps=4000,
-            rescale_timesteps=True,
+            unet=UNetConfig(image_size=32, model_channels=128, num_res_blocks=3, channel_mult=(1, 2, 2, 2),
+                            attention_resolutions=(16, 8), learn_sigma=True, num_heads=4,
+                            use_scale_shift_norm=True, dropout=0.3),
+            schedule="cosine", num_timesteps=4000, rescale_timesteps=True,
         ),
         # guided-diffusion README (256x256 unconditional): --attention_resolutions 32,16,8
         # --diffusion_steps 1000 --image_size 256 --learn_sigma True --noise_schedule linear
@@ -123,24 +115,14 @@ CHECKPOINTS = {
         OpenAICheckpoint(
             name="256x256_diffusion_uncond",
             url="https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt",
-            unet=UNetConfig(
-                image_size=256,
-                model_channels=256,
-                num_res_blocks=2,
-                channel_mult=(1, 1, 2, 2, 4, 4),
-                attention_resolutions=(32, 16, 8),
-                learn_sigma=True,
-                num_heads=4,
-                num_head_channels=64,
-                use_scale_shift_norm=True,
-                resblock_updown=True,
-            ),
-            schedule="linear",
-            num_timesteps=1000,
-            rescale_timesteps=False,
+            unet=UNetConfig(image_size=256, model_channels=256, num_res_blocks=2, channel_mult=(1, 1, 2, 2, 4, 4),
+                            attention_resolutions=(32, 16, 8), learn_sigma=True, num_heads=4,
+                            num_head_channels=64, use_scale_shift_norm=True, resblock_updown=True),
+            schedule="linear", num_timesteps=1000, rescale_timesteps=False,
         ),
     )
 }
+# fmt: on
 
 
 def checkpoint_spec(spec) -> OpenAICheckpoint:
