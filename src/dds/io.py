@@ -148,9 +148,14 @@ def concat_images(parts: list) -> ImageSet:
     )
 
 
+def read_image_shards(paths) -> ImageSet:
+    """A sharded image set read whole (shard files in order)."""
+    return concat_images([read_images(p) for p in paths])
+
+
 def first_images(paths, count: int) -> ImageSet:
     """The first `count` images of a sharded image set (shard files in order)."""
-    return concat_images([read_images(p) for p in paths]).subset(0, count)
+    return read_image_shards(paths).subset(0, count)
 
 
 def fingerprint(data: ImageSet) -> str:

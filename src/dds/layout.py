@@ -134,12 +134,12 @@ def parse(pattern: str, path, **choices) -> dict:
     return {k: _NUMBERS.get(k, str)(v) for k, v in match.groupdict().items()}
 
 
-def group(paths, pattern: str, *keys: str) -> dict:
+def group(paths, pattern: str, *keys: str, choices: dict | None = None) -> dict:
     """Concrete paths of `pattern` grouped by the values of `keys` (one key: the value; several:
-    a tuple), each group in shard order."""
+    a tuple), each group in shard order; `choices` as for parse()."""
     groups = {}
     for path in paths:
-        values = parse(pattern, path)
+        values = parse(pattern, path, **(choices or {}))
         key = tuple(values[k] for k in keys)
         groups.setdefault(key[0] if len(keys) == 1 else key, []).append((values.get("shard", 0), str(path)))
     return {key: [p for _, p in sorted(members)] for key, members in groups.items()}

@@ -3,7 +3,7 @@
 import logging
 
 from dds import layout
-from dds.io import concat_images, read_images, read_tables, write_table
+from dds.io import read_image_shards, read_tables, write_table
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def transfer_matrix(
     ]
     names = {"attack": attack_name, "denoiser": denoiser_name, "source": source}
     # one set in memory at a time
-    loaded = ((eps, defence, concat_images([read_images(p) for p in paths])) for eps, defence, paths in sets)
+    loaded = ((eps, defence, read_image_shards(paths)) for eps, defence, paths in sets)
     write_table(transfer_accuracy(models, loaded, names, batch_size, dev), accuracy)
     log.info("%s examples of %s: %d sets classified by %s", attack_name, source, len(sets), ", ".join(models))
 

@@ -9,14 +9,10 @@ from dds.reporting.tables import MODEL_COLUMNS
 
 
 def by_keys(paths, pattern: str, config: dict, *keys: str) -> dict:
-    """Paths of `pattern` by the values of `keys` (a tuple; one key: the value), names
-    matched against the config's (model names may hold the "-" that joins them in figure names)."""
+    """The one path of `pattern` for each value of `keys` (layout.group), names matched against the
+    config's (model names may hold the "-" that joins them in figure names)."""
     choices = {"classifier": config["classifiers"], "denoiser": config["denoisers"], "attack": config["attacks"]}
-    return {
-        key[0] if len(keys) == 1 else key: p
-        for p in paths
-        for key in [tuple(layout.parse(pattern, p, **choices)[k] for k in keys)]
-    }
+    return {key: path for key, (path,) in layout.group(paths, pattern, *keys, choices=choices).items()}
 
 
 def models(classifier_metrics, denoiser_metrics) -> list:
