@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: demo test check lint system-deps browser-deps latex-deps slurm-deps clean
+.PHONY: demo test check lint rehearsal system-deps browser-deps latex-deps slurm-deps clean gpu-wheels
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,18 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check
 	$(BIN)/snakefmt --check Snakefile workflow
 	$(BIN)/snakemake --lint
+
+# both presets' whole workflows on stand-ins made offline (docs/presets.md, "Rehearsal");
+# REHEARSAL_DIR keeps the run (default: a new temporary folder)
+rehearsal: $(VENV)/.installed latex-deps
+	$(BIN)/python -m dds.rehearsal --cores 2 --summary results/rehearsal.json \
+	  $(if $(REHEARSAL_DIR),--workdir $(REHEARSAL_DIR))
+
+# the wheels (Python 3.12, manylinux x86_64) of what a GPU machine with PyTorch but without
+# network lacks, for benchmarks/gpu_check.sh (docs/benchmarks.md, "GPU check"); fails when
+# the working tree would travel with more than 64 MiB
+gpu-wheels: $(VENV)/.installed
+	$(BIN)/python benchmarks/gpu_check.py wheels gpu-wheels
 
 clean:
 	rm -rf results logs .snakemake

@@ -38,4 +38,5 @@ rule all:
 
 # after every rule is defined
 check_resource_overrides()
+check_batch_sizes()
 check_benchmarks()

@@ -90,6 +90,7 @@ def made_up_accuracy(classifiers, sigmas, epsilons, pgd_drop=12, classifier_drop
             "l2_max": 30 * eps,
             "l2_mean": 20 * eps,
             "n": n,
+            "precision": "fp32",
         }
         for c, classifier in enumerate(classifiers)
         for sigma in sigmas
@@ -109,23 +110,16 @@ def draw_figures(out, tables, examples):
 
 
 @pytest.fixture
-def cifar_sample(tmp_path, monkeypatch):
-    """The sample stage on a tiny CIFAR-10 (40 training, 60 test images; torchvision's md5
-    table pointed at these files): (train path, eval path)."""
-    from torchvision.datasets import CIFAR10
-
+def cifar_sample(tmp_path):
+    """The sample stage on a tiny CIFAR-10 (40 training, 60 test images; dataset.md5 gives
+    these files' checksums): (train path, eval path)."""
     from dds.pipeline.sample import sample
-    from test_datasets import md5, write_cifar10
+    from dds.rehearsal.standins import cifar10_md5, write_cifar10
 
     write_cifar10(tmp_path, per_batch=8, test_size=60, seed=3)
-    folder = tmp_path / "cifar-10-batches-py"
-    monkeypatch.setattr(
-        CIFAR10, "train_list", [[f"data_batch_{i}", md5(folder / f"data_batch_{i}")] for i in range(1, 6)]
-    )
-    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5(folder / "test_batch")]])
-    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5(folder / "batches.meta")})
     paths = tmp_path / "train.parquet", tmp_path / "eval.parquet"
     spec = {"name": "cifar10", "root": str(tmp_path), "download": False, "image_size": 32, "eval_size": 20}
+    spec["md5"] = cifar10_md5(tmp_path)
     sample(train=paths[0], eval=paths[1], manifest=tmp_path / "manifest.json", dataset=spec, seed=0)
     return paths
 

@@ -14,9 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 
 # bottom to top: a module may import its own layer and those below it
-LAYERS = ["data", "attacks", "models", "diffusion", "smoothing", "evaluation", "reporting", "pipeline"]
+LAYERS = ["data", "attacks", "models", "diffusion", "smoothing", "evaluation", "reporting", "pipeline", "rehearsal"]
 # the torch-free registries config reads to validate a config and derive its defaults
-CONFIG_MAY_IMPORT = {"dds.attacks.registry", "dds.diffusion.checkpoints"}
+CONFIG_MAY_IMPORT = {"dds.attacks.registry", "dds.diffusion.checkpoints", "dds.diffusion.flags"}
 MAX_MODULE_LINES = 300
 MAX_SCRIPT_LINES = 5
 HEAVY = ["torch", "torchvision", "timm", "diffusers", "torchattacks", "kornia", "matplotlib", "seaborn"]

@@ -44,7 +44,7 @@ def made_up_adaptive(classifier="resnet", sigma=0.25, n=10):
             )
         )
     return pd.concat(frames, ignore_index=True).assign(
-        classifier=classifier, denoiser="ddpm", attack_name="pgd", sigma=sigma
+        classifier=classifier, denoiser="ddpm", attack_name="pgd", sigma=sigma, precision="fp32"
     )
 
 
@@ -63,7 +63,7 @@ def test_adaptive_table_accuracies_and_order():
 
 def test_adaptive_latex_compiles(compile_latex):
     table = adaptive_table(pd.concat([made_up_adaptive("res_net"), made_up_adaptive("vit", 0.5)]))
-    tex = adaptive_latex(table, "Adaptive & unaware", "tab:adaptive")
+    tex = adaptive_latex(table.assign(precision="fp32"), "Adaptive & unaware", "tab:adaptive")
     assert r"res\_net & 0.25 & 0.1 & 0.600 & 0.300 & 0.400 \\" in tex
     assert "Adaptive \\& unaware" in tex
     compile_latex(tex)
@@ -86,6 +86,7 @@ def made_up_transfer():
                             "defence": defence,
                             "accuracy": acc,
                             "n": 10,
+                            "precision": "bf16",
                         }
                     )
     return pd.DataFrame(rows)
@@ -114,6 +115,7 @@ def made_up_iterations(classifier):
                 "n": 10,
                 "linf_max": 0.1,
                 "l2_max": 0.5,
+                "precision": "fp32",
             }
             for s in (5, 10, 50)
             for d in ("none", "sigma=0.25", "sigma=0.5")
@@ -163,6 +165,10 @@ def test_summaries_write_tables_and_figures(results):
         assert len(pd.read_parquet(table)) > 0
         assert Path(png).read_bytes()[:8] == PNG
         assert Path(svg).read_text().lstrip().startswith("<?xml")
+    # each summary names the precision of the jobs' tables it was made from
+    precisions = {key: set(pd.read_parquet(table)["precision"]) for key, (table, _, _) in results.items()}
+    assert precisions == {"iterations": {"fp32"}, "transfer": {"bf16"}, "adaptive": {"fp32"}}
+    assert "(precision: fp32)}" in Path(layout.fill(layout.ADAPTIVE_TEX, dataset="digits")).read_text()
 
 
 def test_report_sections_show_the_numbers(results):

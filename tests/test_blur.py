@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -197,7 +198,8 @@ def test_blur_stage_end_to_end(tmp_path, tiny_classifier):
         device="cpu",
     )
     table = read_table(out)
-    assert list(table.columns) == PER_IMAGE_COLUMNS + ["noise_level"]
+    assert list(table.columns) == PER_IMAGE_COLUMNS + ["noise_level", "precision"]
+    assert (table["precision"] == "fp32").all()  # the CPU's default, resolved
     assert len(table) == 5
     assert table["idx"].tolist() == [5, 6, 7, 8, 9]
     assert all(table[c].dtype == np.int64 for c in PER_IMAGE_COLUMNS)
@@ -272,6 +274,7 @@ def published_like_table():
             "acc_maj": [0.7541, math.nan],
             "reject_rate": [0.0656, 0.0153],
             "n": [975, 975],
+            "precision": "fp32",
         }
     )
 
@@ -281,7 +284,7 @@ def test_blur_latex_layout():
     assert r"Noise level & Acc\_NS & Acc\_SS & Acc\_DS & Acc\_Maj & Reject rate \\" in body
     assert r"0 & 0.8820 & 0.8605 & 0.8153 & -- & 0.0153 \\" in body  # sorted by noise level; NaN as --
     assert body.index(r"0 & 0.8820") < body.index(r"0.125 & 0.6523 & 0.7148 & 0.6912 & 0.7541 & 0.0656 \\")
-    assert r"\caption{Blur \& majority, 5x5}" in body
+    assert r"\caption{Blur \& majority, 5x5 (precision: fp32)}" in body
     two = pd.concat([published_like_table(), published_like_table().assign(classifier="other")])
     with pytest.raises(ValueError, match="one setup per table"):
         blur_latex(two, "c", "tab:blur")
@@ -301,18 +304,20 @@ def test_blur_table_stage_learns_each_file_from_its_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the stage reads noise, attack and epsilon from paths in the workflow's layout
     where = dict(dataset="digits", classifier="clf")
 
-    def shard(path, correct, noise_level=0.0):
+    def shard(path, correct, noise_level=0.0, precision="fp32", first=0):
         # of 4 images of class 0, the first `correct` predicted right as is and blurred; the rest rejected
         right = [(0, 0, 0, 0)] * correct + [(1, 2, 3, -1)] * (4 - correct)
         write_table(
             pd.DataFrame(right, columns=["pred_ns", "pred_ss", "pred_ds", "pred_maj"]).assign(
-                idx=range(4), label=0, noise_level=noise_level
+                idx=range(first, first + 4), label=0, noise_level=noise_level, precision=precision
             ),
             path,
         )
         return path
 
     clean = [shard(layout.fill(layout.BLUR_CLEAN, noise=n, shard=0, **where), c, n) for n, c in ((0.0, 4), (0.5, 1))]
+    # a second shard of noise 0.5 run in bf16: one row still, whose table says the precisions were mixed
+    clean.append(shard(layout.fill(layout.BLUR_CLEAN, noise=0.5, shard=1, **where), 0, 0.5, "bf16", 4))
     adversarial = [
         shard(layout.fill(layout.BLUR_ADVERSARIAL, attack=a, epsilon=e, shard=0, **where), c)
         for a, e, c in (("pgd", 0.0, 3), ("pgd", 0.1, 2), ("fgsm", 0.1, 0))
@@ -322,9 +327,11 @@ def test_blur_table_stage_learns_each_file_from_its_path(tmp_path, monkeypatch):
     acc = {(r.source, r.attack, r.epsilon, r.noise_level): r.acc_ns for r in table.itertuples()}
     assert acc == {
         ("noise", "", 0.0, 0.0): 1.0,
-        ("noise", "", 0.0, 0.5): 0.25,
+        ("noise", "", 0.0, 0.5): 0.125,
         ("attack", "pgd", 0.0, 0.0): 0.75,
         ("attack", "pgd", 0.1, 0.0): 0.5,
         ("attack", "fgsm", 0.1, 0.0): 0.0,
     }
     assert (table["classifier"] == "clf").all()
+    assert (table["precision"] == "mixed: bf16, fp32").all()
+    assert "(precision: mixed: bf16, fp32)}" in Path("blur.tex").read_text()

@@ -2,6 +2,8 @@
 the rows a certification shard covers (dds.layout.certify_rows) and the `certify` stage end
 to end on tiny files (docs/science.md §1.2 and §1.3)."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -508,7 +510,8 @@ def test_write_tsv(tmp_path):
 
 
 def test_certified_latex_structure():
-    tex = certified_latex(small_table(), "Certified accuracy & more", "tab:certified")
+    tex = certified_latex(small_table().assign(precision="bf16"), "Certified accuracy & more", "tab:certified")
+    assert r"\caption{Certified accuracy \& more (precision: bf16)}" in tex
     lines = tex.splitlines()
     for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
         assert rule in lines
@@ -524,7 +527,8 @@ def test_certified_latex_structure():
 
 
 def test_certified_latex_compiles(compile_latex):
-    compile_latex(certified_latex(small_table(), "Certified accuracy, digits_8 & 50% noise", "tab:certified"))
+    table = small_table().assign(precision="fp32")
+    compile_latex(certified_latex(table, "Certified accuracy, digits_8 & 50% noise", "tab:certified"))
 
 
 # --- layout.certify_rows -----------------------------------------------------------------------
@@ -579,6 +583,7 @@ def test_stage_certify_end_to_end(tmp_path, tiny_unet, digits8, monkeypatch):
     direct = certify_images(one_shot(tiny_unet, 0.5), models, data.subset(2, 7), 8, 32, 0.01, 0, 16, "cpu")
     for name in models:
         table = read_table(outs[name])
+        assert (table.pop("precision") == "fp32").all()  # the CPU's default, resolved
         assert list(table.columns) == COLUMNS
         assert table["idx"].tolist() == list(range(102, 107))
         assert table["label"].tolist() == data.labels[2:7].tolist()
@@ -596,7 +601,7 @@ def test_certified_table_stage_learns_each_file_from_its_path(tmp_path, monkeypa
     rng = np.random.default_rng(0)
     where = dict(dataset="digits", classifier="clf", denoiser="ddpm")
 
-    def certificates(ids):
+    def certificates(ids, precision="fp32"):
         counts = [rng.multinomial(50, [0.7, 0.2, 0.1]) for _ in ids]
         return pd.DataFrame(
             {
@@ -608,6 +613,7 @@ def test_certified_table_stage_learns_each_file_from_its_path(tmp_path, monkeypa
                 "time": 0.1,
                 "counts0": counts,
                 "counts": counts,
+                "precision": precision,
             }
         )
 
@@ -624,7 +630,7 @@ def test_certified_table_stage_learns_each_file_from_its_path(tmp_path, monkeypa
     l2 = [pd.DataFrame({"idx": [0, 1, 2], "l2": [0.1, 0.2, 0.3]}), pd.DataFrame({"idx": [3, 4], "l2": [0.4, 0.5]})]
     norms += [written(layout.ADVERSARIAL, t, attack="pgd", epsilon=0.1, shard=s) for s, t in enumerate(l2)]
     for sigma in (0.25, 0.5):
-        shards = [certificates([0, 1, 2]), certificates([3, 4])]
+        shards = [certificates([0, 1, 2]), certificates([3, 4], "bf16" if sigma == 0.5 else "fp32")]
         adversarial += [
             written(layout.CERTIFICATES_ADVERSARIAL, t, attack="pgd", epsilon=0.1, sigma=sigma, shard=s)
             for s, t in enumerate(shards)
@@ -639,7 +645,10 @@ def test_certified_table_stage_learns_each_file_from_its_path(tmp_path, monkeypa
 
     cascade = multiscale_examples(expected_clean, 0.01, 0.5)
     want = certified_table("clf", "ddpm", expected_clean, expected_adversarial, [0.0, 0.5], cascade)
-    pd.testing.assert_frame_equal(read_table("table.parquet"), want)
+    # one adversarial shard was certified in bf16: the table says so, the clean cascade does not
+    pd.testing.assert_frame_equal(read_table("table.parquet"), want.assign(precision="mixed: bf16, fp32"))
+    assert set(read_table("multiscale.parquet")["precision"]) == {"fp32"}
+    assert "(precision: mixed: bf16, fp32)}" in Path("table.tex").read_text()
     assert set(want["source"]) == {"clean", "adversarial"} and want["covered"].notna().any()
     got_tsv = pd.read_csv(tsv[0], sep="\t")
     np.testing.assert_allclose(got_tsv["radius"], expected_clean[0.5]["radius"], rtol=1e-5)

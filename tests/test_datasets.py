@@ -1,13 +1,10 @@
 """CIFAR-10 through torchvision's reader and ImageNet validation folders, on tiny copies made
 here in the official formats (no download)."""
 
-import hashlib
-import pickle
 from urllib.error import URLError
 
 import numpy as np
 import pytest
-import scipy.io
 import torch
 from PIL import Image
 from torchvision.datasets import CIFAR10
@@ -20,46 +17,18 @@ from dds.data.datasets import (
     load_imagenet_val,
 )
 from dds.io import DataFileError
+from dds.rehearsal.standins import cifar10_md5, write_cifar10, write_devkit_meta
+from dds.rehearsal.standins import md5_file as md5
 
 SYNSETS = imagenet_synsets()
 
 # ---------------------------------------------------------------- CIFAR-10
 
 
-def write_cifar10(root, per_batch=4, test_size=20, seed=0):
-    """A tiny CIFAR-10 in the official python-pickle layout; returns {file name: (data, labels)}."""
-    rng = np.random.default_rng(seed)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    batches = {}
-    for name, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", test_size)]:
-        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)  # rows: R plane, G plane, B plane
-        labels = [int(v) for v in rng.integers(0, 10, size=n)]
-        entry = {
-            "batch_label": name,
-            "labels": labels,
-            "data": data,
-            "filenames": [f"{name}_{i}.png" for i in range(n)],
-        }
-        (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
-        batches[name] = (data, labels)
-    meta = {
-        "num_cases_per_batch": per_batch,
-        "num_vis": 3072,
-        "label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-    }
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
-    return batches
-
-
-def md5(path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
 @pytest.fixture
 def tiny_cifar10(tmp_path, monkeypatch):
     """The tiny copy, with torchvision's md5 table pointed at its files (its real md5 check runs)."""
-    batches = write_cifar10(tmp_path)
+    batches = write_cifar10(tmp_path, per_batch=4, test_size=20)
     folder = tmp_path / "cifar-10-batches-py"
     train = [[f"data_batch_{i}", md5(folder / f"data_batch_{i}")] for i in range(1, 6)]
     monkeypatch.setattr(CIFAR10, "train_list", train)
@@ -111,9 +80,21 @@ def test_cifar10_offline_download_gives_the_same_instructions(tmp_path, monkeypa
 
 
 def test_cifar10_corrupt_files_fail_the_md5_check(tmp_path):
-    write_cifar10(tmp_path)  # md5s differ from the official ones
+    write_cifar10(tmp_path, per_batch=4, test_size=20)  # md5s differ from the official ones
     with pytest.raises(DataFileError, match="corrupt or not the official ones.*delete"):
         load_cifar10(tmp_path)
+
+
+def test_cifar10_copy_of_your_own_is_read_with_its_md5_table(tmp_path):
+    batches = write_cifar10(tmp_path, per_batch=4, test_size=20)
+    table = cifar10_md5(tmp_path)
+    data = load_cifar10(tmp_path, md5=table)
+    assert torch.equal(data.images, as_images(batches["test_batch"][0]))
+    assert len(load_cifar10(tmp_path, train=True, md5=table)) == 20
+    with (tmp_path / "cifar-10-batches-py" / "test_batch").open("ab") as f:
+        f.write(b"x")  # the checks still run: a changed file is refused
+    with pytest.raises(DataFileError, match="not the ones dataset.md5 names.*delete"):
+        load_cifar10(tmp_path, md5=table)
 
 
 # ---------------------------------------------------------------- ImageNet validation
@@ -196,35 +177,6 @@ def write_flat(root, n=6):
     for i in range(1, n + 1):
         write_image(root / f"ILSVRC2012_val_{i:08d}.JPEG", i)
     return [CLASSES[i % 4] for i in range(1, n + 1)]
-
-
-def write_devkit_meta(path, leaves=1000):
-    """A devkit meta.mat whose ILSVRC2012 ids run in reverse synset order (the real ids are not
-    in sorted order either), plus two non-leaf synsets."""
-    fields = [
-        "ILSVRC2012_ID",
-        "WNID",
-        "words",
-        "gloss",
-        "num_children",
-        "children",
-        "wordnet_height",
-        "num_train_images",
-    ]
-    rows = [(1000 - k, SYNSETS[k], 0) for k in range(leaves)] + [(1001, "n00001740", 2), (1002, "n00002137", 5)]
-    table = np.zeros((len(rows), 1), dtype=[(f, "O") for f in fields])
-    for r, (i, wnid, children) in enumerate(rows):
-        table[r, 0] = (
-            np.array([[i]], dtype=np.uint16),
-            np.array([wnid]),
-            np.array(["w"]),
-            np.array(["g"]),
-            np.array([[children]], dtype=np.uint8),
-            np.zeros((1, 0)),
-            np.array([[0]]),
-            np.array([[1]]),
-        )
-    scipy.io.savemat(str(path), {"synsets": table})
 
 
 def test_flat_layout_with_devkit_ground_truth(tmp_path):

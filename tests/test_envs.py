@@ -66,9 +66,12 @@ def test_every_pin_equals_requirements(path):
 
 
 def test_the_torch_environment_has_everything_the_library_imports():
-    # every import statement of src/dds, also those inside functions (imported lazily)
+    # every import statement of src/dds, also those inside functions (imported lazily), but
+    # the rehearsal's: it drives Snakemake from outside, as a user does, and is never a job
     names = set()
     for source in (REPO / "src" / "dds").rglob("*.py"):
+        if "rehearsal" in source.parts:
+            continue
         for node in ast.walk(ast.parse(source.read_text())):
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)

@@ -2,9 +2,11 @@
 nothing left behind on a mismatch), the check that writes the denoiser reference, and the
 sha256 verified again at every later load."""
 
+import dataclasses
 import functools
 import hashlib
 import http.server
+import json
 import logging
 import threading
 
@@ -110,10 +112,14 @@ def test_the_reference_records_the_checkpoint_and_denoises(tiny_checkpoint, tmp_
     tensors, meta = load_tensors(weights)
     assert tensors == {} and meta == {
         "kind": "openai",
-        "checkpoint": NAME,
+        "spec": meta["spec"],
         "path": str(tiny_checkpoint),
         "sha256": digest,
     }
+    # the resolved architecture and diffusion: loading needs no config
+    assert checkpoints.checkpoint_spec(json.loads(meta["spec"])) == dataclasses.replace(
+        small_spec(NAME), url=tiny_checkpoint.as_uri()
+    )
     assert metrics["sha256_from"] == "config" and metrics["num_timesteps"] == 4000
     assert metrics["parameters"] == sum(v.numel() for v in STATES[0].values())
     denoiser = load_denoiser(weights, 0.25, "cpu")  # dispatches on the file's kind

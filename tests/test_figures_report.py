@@ -106,7 +106,7 @@ def test_report_escapes_names_config_and_captions(figure_files):
     assert "<script" not in html
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
     assert f"<title>dds {escaped}</title>" in html
-    assert f"<caption>{escaped} &mdash; attack pgd, denoiser ddpm</caption>" in html  # accuracy table
+    assert f"<caption>{escaped} &mdash; attack pgd, denoiser ddpm (fp32)</caption>" in html  # accuracy table
     assert f"<caption>{escaped} &mdash; attack pgd (L&infin;)</caption>" in html  # norms table
     assert f"- {escaped}" in html  # config YAML
     assert f'<td class="name">{escaped}</td>' in html  # resources

@@ -148,6 +148,7 @@ def test_predict_stage_runs_with_the_config_settings(tmp_path, digits8):
             inference={"precision": precision, "channels_last": "auto", "compile": False},
         )
         tables[precision] = read_table(out)
+        assert set(tables[precision]["precision"]) == {precision}
     assert tables["bf16"]["logits"].iloc[0].dtype == np.float32
     assert (tables["fp32"]["pred"] == tables["bf16"]["pred"]).mean() >= PREDICTION_AGREEMENT
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dds.diffusion.checkpoints import CHECKPOINTS, UNetConfig, checkpoint_spec
+from dds.diffusion.checkpoints import CHECKPOINTS, FlagError, UNetConfig, checkpoint_spec
 from dds.diffusion.official import load_openai_checkpoint
 from dds.diffusion.one_shot import OneShotDenoiser
 from dds.diffusion.openai_unet import AttentionBlock, OpenAIEps, UNetModel, build_unet, timestep_embedding
@@ -257,17 +257,22 @@ def test_heads_follow_num_head_channels():
 
 
 @pytest.mark.parametrize(
-    "change, message",
+    "change, flag, message",
     [
-        ({"attention_resolutions": (12,)}, "attention_resolutions"),
-        ({"model_channels": 48}, "multiple of 32"),
-        ({"attention_order": "sideways"}, "legacy, new"),
+        ({"attention_resolutions": (12,)}, "attention_resolutions", "attention_resolutions"),
+        ({"model_channels": 48}, "num_channels", "multiple of 32"),
+        ({"attention_order": "sideways"}, "use_new_attention_order", "legacy, new"),
+        ({"image_size": 36}, "image_size", "does not halve 3 times"),
+        # checked when the config is, not when the network is built: 256 channels at 16x16
+        ({"num_heads": 3}, "num_heads", "256 attention channels are not divisible by num_heads=3"),
+        ({"num_head_channels": 96}, "num_head_channels", "by num_head_channels=96"),
     ],
 )
-def test_bad_unet_config_is_named(change, message):
+def test_bad_unet_config_is_named(change, flag, message):
     base = dataclasses.asdict(CHECKPOINTS["cifar10_uncond_50M_500K"].unet)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(FlagError, match=message) as err:
         UNetConfig(**{**base, **change})
+    assert err.value.flag == flag  # the config key of the flag to fix
 
 
 def test_checkpoint_spec_from_name_dict_and_errors():

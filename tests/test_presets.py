@@ -9,6 +9,7 @@ import yaml
 
 from conftest import REPO, snakemake, workflow_copy
 from dds.config import ConfigError, validate
+from dds.data.datasets import CIFAR10_FILES
 from test_incremental import counts, planned
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -47,13 +48,20 @@ URL = "https://example.org/x.pt"
 # the texts the error must hold)
 BAD = {
     "imagenet key on cifar10": ("dataset.labels_file", "x.txt", [KEY, "imagenet only", "not to cifar10"]),
+    "md5 table missing a file": ("dataset.md5", {"test_batch": "0" * 32}, [KEY, "'data_batch_1' is a required"]),
+    "md5 that is not one": ("dataset.md5", {n: "0" * 31 for n in CIFAR10_FILES}, ["'dataset.md5.test_batch'"]),
     "cifar10 at another size": ("dataset.image_size", 64, [KEY, "32x32", "resize"]),
     "pretrained on cifar10": ("classifiers.resnet50.pretrained", True, [KEY, "1000 ImageNet-1k classes"]),
     "weights without pretrained": ("classifiers.resnet50.weights", "w.pth", [KEY, "pretrained: true"]),
-    "unknown checkpoint": (
+    "unknown checkpoint without its flags": (
         "denoisers.improved-diffusion.checkpoint",
         "ddpm_cifar10",
-        [KEY, "256x256_diffusion_uncond"],
+        [KEY, "256x256_diffusion_uncond", "a model of your own", "image_size, num_channels"],
+    ),
+    "flag of another architecture": (
+        "denoisers.improved-diffusion.num_channels",
+        100,
+        [KEY, "multiple of 32"],
     ),
     "checkpoint at another size": (
         "denoisers.improved-diffusion.checkpoint",
@@ -70,6 +78,11 @@ BAD = {
         "denoisers.copy",
         lambda denoisers: {**denoisers["improved-diffusion"], "url": URL},
         [KEY, "one checkpoint file has one source"],
+    ),
+    "two architectures for one file": (
+        "denoisers.copy",
+        lambda denoisers: {**denoisers["improved-diffusion"], "num_res_blocks": 2},
+        [KEY, "one architecture"],
     ),
     "bad resize mode": ("classifiers.resnet50.resize.mode", "area", [KEY, "'bicubic'"]),
     "reference of an unknown classifier": (
@@ -170,3 +183,24 @@ def test_a_missing_copy_is_named_before_any_job(workdir):
     done = snakemake(workdir, "-n", "--configfile", "presets/cifar10-paper.yaml", "absent.yaml")
     assert done.returncode != 0
     assert "'denoisers.improved-diffusion.path': data/absent.pt not found" in done.stdout + done.stderr
+
+
+def test_a_bad_flag_stops_the_run_before_any_job(workdir):
+    (workdir / "narrow.yaml").write_text("denoisers:\n  improved-diffusion:\n    num_channels: 48\n")
+    done = snakemake(workdir, "-n", "--configfile", "presets/cifar10-paper.yaml", "narrow.yaml")
+    assert done.returncode != 0
+    assert "'denoisers.improved-diffusion.num_channels'" in done.stdout + done.stderr
+    assert "multiple of 32" in done.stdout + done.stderr
+
+
+def test_a_known_checkpoint_at_a_reduced_width_from_a_copy(workdir):
+    """How the rehearsal runs the ImageNet preset: guided-diffusion's flags narrowed, the
+    preset's url kept, a file of that width given by path."""
+    (workdir / "data").mkdir(exist_ok=True)
+    (workdir / "data" / "narrow.pt").write_bytes(b"not checked by a dry run")
+    (workdir / "narrow.yaml").write_text(
+        "denoisers:\n  guided-diffusion:\n    num_channels: 32\n    num_head_channels: 32\n"
+        "    path: data/narrow.pt\ncertify:\n  enabled: false\n"
+    )
+    jobs = counts(planned(workdir, "--configfile", "presets/imagenet-paper.yaml", "narrow.yaml"))
+    assert "fetch_denoiser" not in jobs and jobs["openai_denoiser"] == 1

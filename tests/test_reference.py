@@ -19,7 +19,14 @@ def made_up(classifier, rows, n=1000, attack="pgd", denoiser="improved-diffusion
     """Our accuracy table: rows of (sigma, epsilon, clean, pgd, denoised)."""
     frame = pd.DataFrame(rows, columns=["sigma", "epsilon", "clean_acc", "pgd_acc", "denoised_acc"])
     return frame.assign(
-        classifier=classifier, attack=attack, denoiser=denoiser, linf_max=0.0, l2_max=0.0, l2_mean=0.0, n=n
+        classifier=classifier,
+        attack=attack,
+        denoiser=denoiser,
+        linf_max=0.0,
+        l2_max=0.0,
+        l2_mean=0.0,
+        n=n,
+        precision="fp32",
     )[ACCURACY_COLUMNS]
 
 

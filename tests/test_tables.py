@@ -10,8 +10,8 @@ from dds.reporting.tables import ACCURACY_COLUMNS, accuracy_table
 LABELS = [3, 1, 4, 1]
 
 
-def predictions(path, idx, correct, labels=None):
-    """A prediction shard with the fixed format: idx, label, pred, correct, logits."""
+def predictions(path, idx, correct, labels=None, precision="fp32"):
+    """A prediction shard with the fixed format: idx, label, pred, correct, logits, precision."""
     labels = [LABELS[i] for i in idx] if labels is None else labels
     preds = [lab if ok else (lab + 1) % 10 for lab, ok in zip(labels, correct)]
     df = pd.DataFrame(
@@ -21,6 +21,7 @@ def predictions(path, idx, correct, labels=None):
             "pred": np.asarray(preds, dtype=np.int64),
             "correct": np.asarray(correct, dtype=bool),
             "logits": [np.eye(10, dtype=np.float32)[p] for p in preds],
+            "precision": precision,
         }
     )
     write_table(df, path)
@@ -75,6 +76,16 @@ def test_accuracy_table_hand_computed(shards):
     assert df["l2_mean"].tolist() == [0.0, 2.5, 2.5]
     assert df["l2_max"].tolist() == [0.0, 4.0, 4.0]
     assert df["n"].tolist() == [4, 4, 4]
+    assert df["precision"].tolist() == ["fp32"] * 3
+
+
+def test_accuracy_table_says_which_rows_mixed_precisions(shards, tmp_path):
+    """A shard of the denoised set at (0.5, 0.1) redone in bf16: that row, and only that row, says so."""
+    undefended, denoised, adv = shards
+    denoised[(0.5, 0.1)][1] = predictions(tmp_path / "bf16.parquet", [2, 3], [True, False], precision="bf16")
+    df = accuracy_table("resnet50", "pgd", "ddpm", undefended, denoised, adv)
+    assert df["precision"].tolist() == ["fp32", "fp32", "mixed: bf16, fp32"]
+    assert "(precision: mixed: bf16, fp32)" in accuracy_latex(df, "c", "tab:x")
 
 
 def test_missing_clean_set(shards):
@@ -154,6 +165,7 @@ def small_table(classifier="resnet50"):
             "clean_acc": [0.851, 0.851, 0.851],
             "pgd_acc": [0.5454, 0.296, 0.5454],
             "denoised_acc": [0.7333, 0.722, 2 / 3],
+            "precision": "fp32",
         }
     )
 
@@ -170,7 +182,7 @@ def test_accuracy_latex_layout_and_escaping():
     assert r"0.5 & 0.005 & 0.851 & 0.545 & 0.667 \\" in tex
     assert (
         r"\caption{Clean \& PGD: 100\% of x\_1 \#2 \$5 \{a\} \textasciitilde{}b\textasciicircum{}c "
-        r"\textbackslash{}d \textless{}e\textgreater{}}"
+        r"\textbackslash{}d \textless{}e\textgreater{} (precision: fp32)}"
     ) in tex
     assert r"\label{tab:imagenet}" in tex
     assert tex.startswith(r"\begin{table}") and tex.rstrip().endswith(r"\end{table}")
@@ -181,6 +193,8 @@ def test_accuracy_latex_rejects_mixed_models_and_bad_label():
         accuracy_latex(pd.concat([small_table("a"), small_table("b")]), "c", "tab:x")
     with pytest.raises(ValueError, match="label"):
         accuracy_latex(small_table(), "c", "tab x}")
+    with pytest.raises(ValueError, match=r"accuracy_latex: missing column\(s\) \['precision'\]"):
+        accuracy_latex(small_table().drop(columns="precision"), "c", "tab:x")
 
 
 def test_accuracy_latex_compiles(compile_latex):

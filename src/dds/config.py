@@ -3,13 +3,15 @@ key, the value and what is allowed, and the schema's defaults filled in."""
 
 import copy
 import math
+import re
 from pathlib import Path
 
 import jsonschema
 import yaml
 
 from dds.attacks.registry import ITERATIVE, METHODS
-from dds.diffusion.checkpoints import CHECKPOINTS
+from dds.diffusion.checkpoints import CHECKPOINTS, FlagError, OpenAICheckpoint
+from dds.diffusion.flags import denoiser_checkpoint
 
 
 class ConfigError(ValueError):
@@ -76,7 +78,7 @@ def _check_finite(value, path) -> None:
 
 # keys of `dataset` that only one dataset uses, and their defaults there (None: no default)
 DATASET_KEYS = {
-    "cifar10": {"root": "data", "download": False},
+    "cifar10": {"root": "data", "download": False, "md5": None},
     "imagenet": {"root": None, "labels_file": None, "require_all_classes": True},
 }
 CIFAR10_SIZE = 32
@@ -111,7 +113,7 @@ def _check_dataset(config: dict) -> None:
 
 
 def _check_models(config: dict) -> None:
-    """Pretrained classifiers and official diffusion checkpoints fit the dataset."""
+    """Pretrained classifiers and diffusion checkpoints fit the dataset."""
     dataset = config["dataset"]
     for name, spec in config["classifiers"].items():
         key = f"config key 'classifiers.{name}"
@@ -125,30 +127,60 @@ def _check_models(config: dict) -> None:
                 f"{key}.pretrained': timm's pretrained heads predict the 1000 ImageNet-1k classes; "
                 f"dataset {dataset['name']!r} has other labels: train the classifier instead"
             )
-    openai = {name: spec for name, spec in config["denoisers"].items() if spec["kind"] == "openai"}
-    if not openai:
-        return
-    sources = {}
-    for name, spec in openai.items():
-        key = f"config key 'denoisers.{name}"
-        if spec["checkpoint"] not in CHECKPOINTS:
+    downloads = {}  # checkpoint name -> the first denoiser downloading it, its source and architecture
+    for name, spec in config["denoisers"].items():
+        if spec["kind"] != "openai":
+            continue
+        official = _check_openai(name, spec, dataset["image_size"])
+        if "path" in spec:
+            continue
+        source = (official, spec["sha256"])  # official holds the url
+        first, theirs = downloads.setdefault(spec["checkpoint"], (name, source))
+        if theirs != source:  # one file, data/checkpoints/<name>.pt
             raise ConfigError(
-                f"{key}.checkpoint': {spec['checkpoint']!r} is not an OpenAI checkpoint dds knows; "
-                f"allowed: {', '.join(sorted(CHECKPOINTS))}"
+                f"config key 'denoisers.{name}': checkpoint {spec['checkpoint']} is downloaded for denoisers.{first} "
+                "with another url, sha256 or flags; one checkpoint file has one source and one architecture "
+                "(or give one of them a `path`)"
             )
-        size = CHECKPOINTS[spec["checkpoint"]].unet.image_size
-        if size != dataset["image_size"]:
-            raise ConfigError(
-                f"{key}.checkpoint': {spec['checkpoint']} denoises {size}x{size} images but "
-                f"dataset.image_size is {dataset['image_size']}; set dataset.image_size: {size}"
-            )
-        source = (spec["url"], spec["sha256"])
-        first = sources.setdefault(spec["checkpoint"], (name, source))
-        if first[1] != source:
-            raise ConfigError(
-                f"{key}': checkpoint {spec['checkpoint']} has another url or sha256 than in "
-                f"denoisers.{first[0]}; one checkpoint file has one source"
-            )
+
+
+# a checkpoint's name is a file name: data/checkpoints/<name>.pt
+CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _check_openai(name: str, spec: dict, image_size: int) -> OpenAICheckpoint:
+    """The checkpoint of an openai denoiser: its flags describe a UNet and a diffusion (a known
+    checkpoint's values as defaults, or all required flags for a model of one's own) at the
+    dataset's image size, and its file comes from a path or a url."""
+    key = f"config key 'denoisers.{name}"
+    checkpoint = spec["checkpoint"]
+    if checkpoint not in CHECKPOINTS and not CHECKPOINT_NAME.fullmatch(checkpoint):
+        raise ConfigError(
+            f"{key}.checkpoint': {checkpoint!r} is not an OpenAI checkpoint dds knows ({', '.join(CHECKPOINTS)}), "
+            "nor a name for a model of your own (letters, digits, '.', '_' and '-': it names the file "
+            "data/checkpoints/<name>.pt)"
+        )
+    try:
+        official = denoiser_checkpoint(spec)
+    except FlagError as err:
+        raise ConfigError(f"{key}.{err.flag}': {err} (see docs/presets.md, 'Your own diffusion model')") from None
+    size = official.unet.image_size
+    if size != image_size:
+        raise ConfigError(
+            f"{key}.{'image_size' if 'image_size' in spec else 'checkpoint'}': {checkpoint} denoises {size}x{size} "
+            f"images but dataset.image_size is {image_size}; set dataset.image_size: {size}"
+        )
+    if "url" not in spec and "path" not in spec:
+        where = (
+            f"`url: {CHECKPOINTS[checkpoint].url}` for the fetch_denoiser rule to download it"
+            if checkpoint in CHECKPOINTS
+            else "`url:` to download it from (http, https or file)"
+        )
+        raise ConfigError(
+            f"{key}': neither url nor path for checkpoint {checkpoint}; give `path:` to the checkpoint file you "
+            f"have (a state dict saved by torch.save, e.g. the ema_*.pt of a training run), or {where}"
+        )
+    return official
 
 
 def _check_reference(config: dict) -> None:

@@ -24,7 +24,7 @@ rule adaptive_attack:
         adaptive=ADAPTIVE,
         num_images=ADAPTIVE_IMAGES,
         seed=config["seed"],
-        batch_size=config["batch_size"],
+        batch_size=batch_size("adaptive_attack"),
         device=config["device"],
     script:
         "../scripts/adaptive_attack.py"

@@ -21,7 +21,7 @@ rule attack:
         shard=lambda wildcards: int(wildcards.shard),
         shard_size=config["dataset"]["shard_size"],
         seed=config["seed"],
-        batch_size=config["batch_size"],
+        batch_size=batch_size("attack"),
         device=config["device"],
     script:
         "../scripts/attack.py"

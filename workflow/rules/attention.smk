@@ -20,7 +20,7 @@ rule attention_maps:
     params:
         classifier_name=lambda wildcards: wildcards.classifier,
         spec={**ATTENTION, "num_images": ATTENTION_IMAGES},
-        batch_size=config["batch_size"],
+        batch_size=batch_size("attention_maps"),
         device=config["device"],
     script:
         "../scripts/attention_maps.py"

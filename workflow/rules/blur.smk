@@ -25,7 +25,7 @@ rule blur_noise:
         spec=BLUR,
         noise=lambda wildcards: float(wildcards.noise),
         seed=config["seed"],
-        batch_size=config["batch_size"],
+        batch_size=batch_size("blur_noise"),
         device=config["device"],
         inference=config["inference"],
     script:
@@ -53,7 +53,7 @@ rule blur_adversarial:
     params:
         spec=BLUR,
         seed=config["seed"],
-        batch_size=config["batch_size"],
+        batch_size=batch_size("blur_adversarial"),
         device=config["device"],
         inference=config["inference"],
     script:

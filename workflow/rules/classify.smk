@@ -14,7 +14,7 @@ rule classify_undefended:
     resources:
         **job_resources("classify_undefended", mem_mb=2000, runtime=30, gpu=True),
     params:
-        batch_size=config["batch_size"],
+        batch_size=batch_size("classify_undefended"),
         device=config["device"],
         inference=config["inference"],
     script:

@@ -38,14 +38,20 @@ PRETRAINED = [n for n, s in config["classifiers"].items() if s["pretrained"]]
 TRAINED = [n for n in CLASSIFIERS if n not in PRETRAINED]
 OPENAI = {n: s for n, s in config["denoisers"].items() if s["kind"] == "openai"}
 DDPMS = [n for n in config["denoisers"] if n not in OPENAI]
-# the checkpoints fetch_denoiser downloads (those no denoiser has a `path` for)
+# the checkpoints fetch_denoiser downloads, by name (those no denoiser has a `path` for;
+# dds.config checked that each name has one url, sha256 and architecture)
 DOWNLOADS = {s["checkpoint"]: s for s in OPENAI.values() if "path" not in s}
 for name, spec in OPENAI.items():
     if "path" in spec and not Path(spec["path"]).is_file():
+        download = (
+            f" ({spec['url']}), or remove `path` to let the fetch_denoiser rule download "
+            "it to data/checkpoints/"
+            if "url" in spec
+            else ""
+        )
         raise dds.config.ConfigError(
             f"config key 'denoisers.{name}.path': {spec['path']} not found. To fix: put "
-            f"{spec['checkpoint']}.pt there ({spec['url']}), or remove `path` to let the "
-            "fetch_denoiser rule download it to data/checkpoints/"
+            f"the {spec['checkpoint']} checkpoint file there{download}"
         )
 
 
@@ -85,6 +91,28 @@ def job_resources(rule, mem_mb, runtime, gpu=False):
     if on_gpu:
         asked["gpu"] = 1
     return asked
+
+
+# the rules that run in batches: each calls batch_size(rule) for its params
+BATCHED = set()
+
+
+def batch_size(rule):
+    """Images per batch of a job of `rule`: config key batch_sizes.<rule>, default batch_size
+    (a job halves it on a CUDA out-of-memory error: dds.batching)."""
+    BATCHED.add(rule)
+    return config["batch_sizes"].get(rule, config["batch_size"])
+
+
+def check_batch_sizes():
+    """Once all rules are defined, a batch size for a rule that runs no batches is a typo."""
+    unknown = sorted(set(config["batch_sizes"]) - BATCHED)
+    if unknown:
+        raise dds.config.ConfigError(
+            f"config key 'batch_sizes': no batched rule named {', '.join(unknown)}; the rules "
+            f"that run in batches are {', '.join(sorted(BATCHED))} (certification's noise "
+            "draws per pass: certify.batch_size)"
+        )
 
 
 def check_resource_overrides():

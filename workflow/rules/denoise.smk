@@ -21,7 +21,7 @@ rule denoise_and_classify:
     params:
         sigma=lambda wildcards: float(wildcards.sigma),
         seed=config["seed"],
-        batch_size=config["batch_size"],
+        batch_size=batch_size("denoise_and_classify"),
         device=config["device"],
         inference=config["inference"],
     script:

@@ -29,8 +29,9 @@ rule train_denoiser:
 report_benchmarks("train_denoiser", layout.DENOISER)
 
 
-# an official checkpoint: verified (sha256, strict load) once, then referenced by the
-# denoiser file that every stage loads (and verifies again)
+# an improved- or guided-diffusion checkpoint, official or the user's own (its flags in the
+# config): verified (sha256, strict load) once, then referenced by the denoiser file that
+# every stage loads (and verifies again)
 rule openai_denoiser:
     input:
         checkpoint=checkpoint_file,

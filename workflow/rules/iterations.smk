@@ -22,7 +22,7 @@ rule iterations_sweep:
         sweep=ITERATIONS,
         sigmas=SIGMAS,
         seed=config["seed"],
-        batch_size=config["batch_size"],
+        batch_size=batch_size("iterations_sweep"),
         device=config["device"],
     script:
         "../scripts/iterations_sweep.py"

@@ -16,7 +16,7 @@ rule transfer_matrix:
         source=lambda wildcards: wildcards.classifier,
         attack_name=lambda wildcards: wildcards.attack,
         denoiser_name=lambda wildcards: wildcards.denoiser,
-        batch_size=config["batch_size"],
+        batch_size=batch_size("transfer_matrix"),
         device=config["device"],
         inference=config["inference"],
     script:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dds.attacks.registry import ITERATIVE, METHODS, step_size
+from dds.batching import in_batches
 from dds.seeding import generator, image_normal
 
 log = logging.getLogger(__name__)
@@ -145,22 +146,20 @@ def adaptive_attack(
     if epsilon == 0:
         return images.clone()
     sigma = defended.denoiser.sigma
-    out = []
-    for start in range(0, len(images), batch_size):
-        part_idx = idx[start : start + batch_size]
-        x = images[start : start + batch_size].to(device)
-        y = labels[start : start + batch_size].to(device)
+    norm = METHODS[spec["method"]].norm
 
-        def grad_fn(adv, step, part_idx=part_idx, y=y):
+    def attack_batch(start, stop):
+        part_idx, x, y = idx[start:stop], images[start:stop].to(device), labels[start:stop].to(device)
+
+        def grad_fn(adv, step):
             def noise_fn(k):
                 return image_normal(part_idx, adv.shape[1:], seed, "adaptive-eot", float(sigma), step, k)
 
             return eot_gradient(defended, adv, y, noise_fn, draws, draws_per_pass, target)
 
-        norm = METHODS[spec["method"]].norm
         init = random_start(part_idx, x.shape[1:], epsilon, norm, seed) if spec.get("random_start") else None
-        out.append(pgd(grad_fn, x, epsilon, step_size(spec, epsilon), spec["steps"], norm, init).cpu())
-        log.info(
-            "adaptive %s attack eps=%g sigma=%g: %d/%d images", target, epsilon, sigma, start + len(x), len(images)
-        )
-    return torch.cat(out)
+        adv = pgd(grad_fn, x, epsilon, step_size(spec, epsilon), spec["steps"], norm, init).cpu()
+        log.info("adaptive %s attack eps=%g sigma=%g: %d/%d images", target, epsilon, sigma, stop, len(images))
+        return adv
+
+    return torch.cat(in_batches("adaptive attack", len(images), batch_size, attack_batch))

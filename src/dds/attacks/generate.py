@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from dds.attacks import registry
+from dds.batching import in_batches
 from dds.seeding import derive_seed
 
 
@@ -27,12 +28,15 @@ def attack(
     with torch.no_grad():
         num_classes = model(images[:1].to(device)).shape[1]
     atk = registry.build(model, spec, epsilon, num_classes)
-    torch.manual_seed(seed)  # random starts draw from the global generator inside torchattacks
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device)
-        y = labels[start : start + batch_size].to(device)
-        out.append(atk(x, y).detach().cpu())
+
+    def step(start, stop):
+        # torchattacks draws random starts (and AutoAttack its own draws) from the global
+        # generators, one tensor per batch, so no per-image seeding can reach them; seeded per
+        # batch start, a batch halved after an out-of-memory error draws like a run at that size
+        torch.manual_seed(derive_seed(seed, "attack-batch", start))
+        return atk(images[start:stop].to(device), labels[start:stop].to(device)).detach().cpu()
+
+    out = in_batches("attack", len(images), batch_size, step)
     return torch.cat(out) if out else images.clone()
 
 

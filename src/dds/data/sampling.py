@@ -44,9 +44,10 @@ def sample_splits(spec: dict, seed: int) -> tuple[ImageSet, ImageSet]:
 
     name, size = spec["name"], spec["eval_size"]
     if name == "cifar10":
-        test = datasets.load_cifar10(spec["root"], train=False, download=spec["download"])
+        md5 = spec.get("md5")
+        test = datasets.load_cifar10(spec["root"], train=False, download=spec["download"], md5=md5)
         evaluation = take(test, stratified_positions(test.labels, size, seed)[1])
-        return datasets.load_cifar10(spec["root"], train=True), evaluation
+        return datasets.load_cifar10(spec["root"], train=True, md5=md5), evaluation
     if name == "imagenet":
         evaluation = datasets.load_imagenet_val(
             spec["root"], size, seed, spec["image_size"], spec.get("labels_file"), spec["require_all_classes"]

@@ -1,6 +1,7 @@
 """The official OpenAI diffusion checkpoints dds knows: where each comes from, its UNet's
 architecture (named after the official command-line flags) and the diffusion it was trained
-with. Torch-free, so that the config check before any job can use it without importing torch
+with (`dds.diffusion.flags` describes any other model by those flags). Torch-free, so that
+the config check before any job can use it without importing torch
 (`dds.diffusion.openai_unet` builds the networks)."""
 
 from dataclasses import dataclass, fields
@@ -8,14 +9,23 @@ from dataclasses import dataclass, fields
 ATTENTION_ORDERS = ("legacy", "new")
 
 
+class FlagError(ValueError):
+    """A flag value (or a missing flag) no UNet or diffusion fits; `flag` is the key of the
+    denoiser's config mapping to fix, named as the official command-line flag."""
+
+    def __init__(self, flag: str, message: str):
+        super().__init__(message)
+        self.flag = flag
+
+
 @dataclass(frozen=True)
 class UNetConfig:
     """Architecture of an OpenAI UNet, named after the official command-line flags.
 
-    `attention_resolutions` are feature-map sizes in pixels (the `--attention_resolutions
-    32,16,8` flag), not downsampling rates. `num_head_channels`, when set, fixes the channels
-    per head and overrides `num_heads` and `num_heads_upsample` (as in guided-diffusion);
-    `num_heads_upsample` defaults to `num_heads`.
+    `model_channels` is the `--num_channels` flag. `attention_resolutions` are feature-map
+    sizes in pixels (the `--attention_resolutions 32,16,8` flag), not downsampling rates.
+    `num_head_channels`, when set, fixes the channels per head and overrides `num_heads` and
+    `num_heads_upsample` (as in guided-diffusion); `num_heads_upsample` defaults to `num_heads`.
     """
 
     image_size: int
@@ -38,20 +48,38 @@ class UNetConfig:
         object.__setattr__(self, "channel_mult", tuple(self.channel_mult))
         object.__setattr__(self, "attention_resolutions", tuple(int(r) for r in self.attention_resolutions))
         if self.attention_order not in ATTENTION_ORDERS:
-            raise ValueError(f"attention_order={self.attention_order!r}; allowed: {', '.join(ATTENTION_ORDERS)}")
-        sizes = [self.image_size // 2**level for level in range(len(self.channel_mult))]
+            raise FlagError(
+                "use_new_attention_order",
+                f"attention_order={self.attention_order!r}; allowed: {', '.join(ATTENTION_ORDERS)}",
+            )
+        levels = len(self.channel_mult)
+        if self.image_size % 2 ** (levels - 1):
+            raise FlagError(
+                "image_size",
+                f"image_size={self.image_size} does not halve {levels - 1} times evenly, as the "
+                f"{levels} levels of channel_mult {list(self.channel_mult)} need",
+            )
+        sizes = [self.image_size // 2**level for level in range(levels)]
         bad = [r for r in self.attention_resolutions if r not in sizes]
         if bad:
-            raise ValueError(
+            raise FlagError(
+                "attention_resolutions",
                 f"attention_resolutions {bad} are not feature-map sizes of this UNet; "
-                f"with image_size={self.image_size} they are {sizes}"
+                f"with image_size={self.image_size} they are {sizes}",
             )
-        widths = {int(m * self.model_channels) for m in self.channel_mult}
+        widths = [int(m * self.model_channels) for m in self.channel_mult]
         if any(w % 32 for w in widths):
-            raise ValueError(
-                f"every level width model_channels*channel_mult must be a multiple of 32 "
-                f"(GroupNorm with 32 groups); got {sorted(widths)}"
+            raise FlagError(
+                "num_channels",
+                f"every level width num_channels*channel_mult must be a multiple of 32 "
+                f"(GroupNorm with 32 groups); got {sorted(set(widths))}",
             )
+        # every attention block's heads, checked here rather than when the network is built
+        for width, size in zip(widths, sizes, strict=True):
+            if size in self.attention_resolutions:
+                self.heads(width)
+                self.heads(width, upsample=True)
+        self.heads(widths[-1])  # the middle block's
 
     @property
     def out_channels(self) -> int:
@@ -61,23 +89,26 @@ class UNetConfig:
     def heads(self, channels: int, upsample: bool = False) -> int:
         if self.num_head_channels is not None:
             if channels % self.num_head_channels:
-                raise ValueError(
-                    f"{channels} attention channels are not divisible by num_head_channels={self.num_head_channels}"
+                raise FlagError(
+                    "num_head_channels",
+                    f"{channels} attention channels are not divisible by num_head_channels={self.num_head_channels}",
                 )
             return channels // self.num_head_channels
-        heads = self.num_heads_upsample if upsample and self.num_heads_upsample is not None else self.num_heads
+        flag = "num_heads_upsample" if upsample and self.num_heads_upsample is not None else "num_heads"
+        heads = getattr(self, flag)
         if channels % heads:
-            raise ValueError(f"{channels} attention channels are not divisible by {heads} heads")
+            raise FlagError(flag, f"{channels} attention channels are not divisible by {flag}={heads}")
         return heads
 
 
 @dataclass(frozen=True)
 class OpenAICheckpoint:
-    """An official checkpoint: where it comes from, its UNet, and the diffusion it was trained
-    with. `rescale_timesteps`: the network was fed t * 1000 / num_timesteps, not t."""
+    """An official checkpoint or a model of one's own: where it comes from (`url`; None for
+    a file the config gives by path only), its UNet, and the diffusion it was trained with.
+    `rescale_timesteps`: the network was fed t * 1000 / num_timesteps, not t."""
 
     name: str
-    url: str
+    url: str | None
     unet: UNetConfig
     schedule: str
     num_timesteps: int

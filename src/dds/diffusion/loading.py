@@ -1,5 +1,7 @@
-"""Loading a denoiser file: a DDPM trained here or the reference to an official checkpoint."""
+"""Loading a denoiser file: a DDPM trained here or the reference to an improved- or
+guided-diffusion checkpoint."""
 
+import json
 import logging
 
 log = logging.getLogger(__name__)
@@ -7,7 +9,7 @@ log = logging.getLogger(__name__)
 
 def load_denoiser(denoiser_path, sigma: float, device, run=None):
     """The one-shot denoiser at `sigma` from a denoiser file: a DDPM trained here, or the
-    reference to an official checkpoint (whose sha256 is verified at every load). `run`
+    reference to an improved- or guided-diffusion checkpoint (whose sha256 is verified at every load). `run`
     (dds.evaluation.inference.Inference) prepares its network for inference; without it the denoiser
     stays differentiable (the adaptive attack)."""
     from dds.diffusion.one_shot import OneShotDenoiser
@@ -17,7 +19,15 @@ def load_denoiser(denoiser_path, sigma: float, device, run=None):
     if meta.get("kind") == "openai":
         from dds.diffusion.official import load_openai_checkpoint
 
-        eps_model, alphas_cumprod = load_openai_checkpoint(meta["path"], meta["checkpoint"], meta["sha256"], device)
+        if "spec" not in meta:
+            from dds.io import DataFileError
+
+            raise DataFileError(
+                f"{denoiser_path}: written by an earlier dds, without the checkpoint's architecture; "
+                "make it again: snakemake --forcerun openai_denoiser"
+            )
+        spec = json.loads(meta["spec"])  # the architecture and diffusion openai_denoiser resolved
+        eps_model, alphas_cumprod = load_openai_checkpoint(meta["path"], spec, meta["sha256"], device)
     else:
         from dds.diffusion.ddpm import load_ddpm  # diffusers takes seconds to import: only for DDPMs
 

@@ -1,5 +1,5 @@
-"""An official improved- or guided-diffusion checkpoint file: verified (sha256), unpickled
-weights-only, and loaded strictly into dds's OpenAI UNet."""
+"""An improved- or guided-diffusion checkpoint file, official or one's own: verified (sha256),
+unpickled weights-only, and loaded strictly into dds's OpenAI UNet."""
 
 import pickle
 from pathlib import Path
@@ -30,6 +30,12 @@ def read_state_dict(path) -> dict:
     return state
 
 
+def source(spec: OpenAICheckpoint) -> str:
+    """Where the checkpoint comes from, for messages: ' (get it from URL)', or nothing for a
+    model of one's own given by path only."""
+    return f" (get it from {spec.url})" if spec.url else ""
+
+
 def check_state_dict(model: nn.Module, state: dict, path, spec: OpenAICheckpoint) -> None:
     """Raise a DataFileError naming every missing key, unexpected key and wrong shape."""
     expected = model.state_dict()
@@ -52,30 +58,34 @@ def check_state_dict(model: nn.Module, state: dict, path, spec: OpenAICheckpoint
         + listing("missing keys", missing)
         + listing("unexpected keys", unexpected)
         + listing("wrong shapes", shapes)
-        + f"\nEither the file is not {spec.name} (get it from {spec.url}) or the UNet spec does not describe it "
-        "(check learn_sigma, model_channels, channel_mult, num_res_blocks, attention_resolutions, resblock_updown)"
+        + f"\nEither the file is not {spec.name}{source(spec)} or the denoiser's flags do not describe it "
+        "(check learn_sigma, num_channels, channel_mult, num_res_blocks, attention_resolutions, "
+        "use_scale_shift_norm, resblock_updown)"
     )
 
 
 def load_openai_checkpoint(
     path, spec, expected_sha256: str | None = None, device="cpu"
 ) -> tuple[OpenAIEps, torch.Tensor]:
-    """(epsilon network in eval mode, alphas_cumprod in float64) for an official checkpoint
-    file: sha256 verified when given, unpickled weights-only, loaded strictly."""
+    """(epsilon network in eval mode, alphas_cumprod in float64) for a checkpoint file and its
+    spec (checkpoint_spec: a name, a dict or an OpenAICheckpoint): sha256 verified when given,
+    unpickled weights-only, loaded strictly."""
     spec = checkpoint_spec(spec)
     path = Path(path)
     if not path.is_file():
         checksum = f" (sha256 {expected_sha256})" if expected_sha256 else ""
-        raise DataFileError(
-            f"{path}: file not found; download {spec.url}{checksum} to this path, "
-            "or point the config to a copy you already have"
+        fetch = (
+            f"download {spec.url}{checksum} to this path"
+            if spec.url
+            else f"put the {spec.name} checkpoint{checksum} there"
         )
+        raise DataFileError(f"{path}: file not found; {fetch}, or point the config to a copy you already have")
     if expected_sha256 is not None:
         actual = sha256_file(path)
         if actual != expected_sha256.lower():
             raise DataFileError(
                 f"{path}: sha256 mismatch: expected {expected_sha256.lower()}, got {actual}. The file is incomplete, "
-                f"corrupt or another checkpoint: delete it and download {spec.url} again "
+                f"corrupt or another checkpoint: replace it with {spec.name}{source(spec)} "
                 "(or correct the expected sha256 if you meant to use this file)"
             )
     state = read_state_dict(path)

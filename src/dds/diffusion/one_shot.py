@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dds.batching import in_batches
 from dds.seeding import image_normal
 
 
@@ -65,9 +66,11 @@ def image_noise(idx: torch.Tensor, shape, seed: int, sigma: float) -> torch.Tens
 @torch.inference_mode()
 def denoise_images(denoiser: OneShotDenoiser, data, seed: int, batch_size: int, device) -> torch.Tensor:
     """Each image of an ImageSet denoised from its own seeded noise draw (`image_noise`), on CPU."""
-    out = []
-    for start in range(0, len(data), batch_size):
-        part = data.subset(start, start + batch_size)
+
+    def step(start, stop):
+        part = data.subset(start, stop)
         noise = image_noise(part.idx, part.images.shape[1:], seed, denoiser.sigma)
-        out.append(denoiser(part.images.to(device), noise.to(device)).cpu())
+        return denoiser(part.images.to(device), noise.to(device)).cpu()
+
+    out = in_batches("denoise", len(data), batch_size, step)
     return torch.cat(out) if out else data.images.clone()

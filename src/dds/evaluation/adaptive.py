@@ -12,6 +12,7 @@ from torch import nn
 from dds.attacks import adaptive as adaptive_attacks
 from dds.attacks.generate import perturbation_norms
 from dds.diffusion.one_shot import denoise_images
+from dds.evaluation.classify import logits
 from dds.io import ImageSet
 from dds.seeding import derive_seed
 from dds.smoothing.bounds import predict
@@ -38,7 +39,7 @@ def defended_predictions(
     smoothed classifier's PREDICT on `spec["vote_draws"]` fresh draws at level `spec["alpha"]`,
     and the perturbation's norms."""
     data = ImageSet(clean.idx, clean.labels, images)
-    single = model(denoise_images(denoiser, data, seed, batch_size, device).to(device)).argmax(1).cpu()
+    single = logits(model, denoise_images(denoiser, data, seed, batch_size, device), batch_size, device).argmax(1)
     smoothed = [
         predict(
             sample_counts(

@@ -20,6 +20,8 @@ from timm.layers.cbam import LightSpatialAttn, SpatialAttn
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from dds.batching import in_batches
+
 log = logging.getLogger(__name__)
 
 
@@ -34,20 +36,24 @@ def _normalise(maps: torch.Tensor, size) -> torch.Tensor:
 def _spatial_outputs(model: nn.Module, modules: list, images: torch.Tensor, batch_size: int) -> list:
     """The outputs of `modules` (forward hooks) for all images, one [N, ...] tensor each."""
     device = next(model.parameters()).device
-    outputs = [[] for _ in modules]
+    latest = [None] * len(modules)  # each module's output on the batch being run
     hooks = [
-        m.register_forward_hook(lambda mod, inp, out, k=k: outputs[k].append(out.detach().cpu()))
+        m.register_forward_hook(lambda mod, inp, out, k=k: latest.__setitem__(k, out.detach().cpu()))
         for k, m in enumerate(modules)
     ]
+
+    def step(start, stop):
+        model(images[start:stop].to(device))
+        return list(latest)
+
     try:
         model.eval()
         with torch.no_grad():
-            for start in range(0, len(images), batch_size):
-                model(images[start : start + batch_size].to(device))
+            batches = in_batches("attention maps", len(images), batch_size, step)
     finally:
         for hook in hooks:
             hook.remove()
-    return [torch.cat(parts) for parts in outputs]
+    return [torch.cat(parts) for parts in zip(*batches)]
 
 
 def cbam_spatial_maps(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -104,13 +110,13 @@ def gradcam_maps(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, b
     denoised maps of an image explain the same class)."""
     layer, reshape = gradcam_target(model, images.shape[1:])
     device = next(model.parameters()).device
-    maps = []
     with GradCAM(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
-        for start in range(0, len(images), batch_size):
-            targets = [ClassifierOutputTarget(int(c)) for c in labels[start : start + batch_size]]
-            maps.append(
-                torch.from_numpy(cam(input_tensor=images[start : start + batch_size].to(device), targets=targets))
-            )
+
+        def step(start, stop):
+            targets = [ClassifierOutputTarget(int(c)) for c in labels[start:stop]]
+            return torch.from_numpy(cam(input_tensor=images[start:stop].to(device), targets=targets))
+
+        maps = in_batches("attention maps", len(images), batch_size, step)
     model.zero_grad(set_to_none=True)  # Grad-CAM's backward pass leaves parameter gradients behind
     return _normalise(torch.cat(maps), images.shape[-2:])
 

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from dds.batching import in_batches
 from dds.io import ImageSet, require_columns
 from dds.seeding import image_normal
 
@@ -64,13 +65,17 @@ def blur_predictions(
             f"of a {kernel_size}x{kernel_size} blur kernel"
         )
     model.eval()
-    preds = {"ns": [], "ss": [], "ds": []}
-    for start in range(0, len(data), batch_size):
-        x = data.images[start : start + batch_size].to(device)
+
+    def step(start, stop):
+        x = data.images[start:stop].to(device)
         once = blur(x)
-        for name, view in (("ns", x), ("ss", once), ("ds", blur(once))):
-            preds[name].append(model(view).argmax(1).cpu())
-    p = {k: torch.cat(v) if v else torch.empty(0, dtype=torch.long) for k, v in preds.items()}
+        return [model(view).argmax(1).cpu() for view in (x, once, blur(once))]
+
+    batches = in_batches("blur", len(data), batch_size, step)
+    p = {
+        k: torch.cat([b[i] for b in batches]) if batches else torch.empty(0, dtype=torch.long)
+        for i, k in enumerate(("ns", "ss", "ds"))
+    }
     majority = majority_vote(p["ns"], p["ss"], p["ds"])
     return pd.DataFrame(
         {

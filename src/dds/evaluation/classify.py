@@ -7,6 +7,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from dds.batching import in_batches
 from dds.io import ImageSet
 
 log = logging.getLogger(__name__)
@@ -15,7 +16,9 @@ log = logging.getLogger(__name__)
 @torch.inference_mode()
 def logits(model: nn.Module, images: torch.Tensor, batch_size: int, device) -> torch.Tensor:
     model.eval()
-    out = [model(images[s : s + batch_size].to(device)).float().cpu() for s in range(0, len(images), batch_size)]
+    out = in_batches(
+        "classify", len(images), batch_size, lambda start, stop: model(images[start:stop].to(device)).float().cpu()
+    )
     return torch.cat(out) if out else torch.empty((0, 0))
 
 

@@ -15,6 +15,8 @@ the config's `inference` section, resolved for the job's device, in one place.
   more than a short job gains; it pays in long certification runs.
 
 The models stay on the device, but what the stages get back is always fp32.
+
+Every table names the precision its numbers were computed in (dds.precision).
 """
 
 import contextlib
@@ -47,10 +49,14 @@ class Inference:
     def prepare(self, model: nn.Module) -> "Prepared":
         return Prepared(model, self)
 
+    @property
+    def precision(self) -> str:
+        """The precision's name: fp32, bf16 or fp16."""
+        return next(name for name, dtype in DTYPES.items() if dtype == self.dtype)
+
     def describe(self) -> str:
-        precision = next(name for name, dtype in DTYPES.items() if dtype == self.dtype)
         return (
-            f"{precision}{' autocast' if self.dtype != torch.float32 else ''}, "
+            f"{self.precision}{' autocast' if self.dtype != torch.float32 else ''}, "
             f"{'channels_last' if self.channels_last else 'contiguous'}, "
             f"{'compiled' if self.compile else 'eager'} on {self.device}"
         )
@@ -91,6 +97,11 @@ def resolve(spec: dict | None, device) -> Inference:
     if not isinstance(channels_last, bool):
         raise ConfigError(f"config key 'inference.channels_last': {channels_last!r}; allowed: auto, true, false")
     settings = Inference(device, DTYPES[precision], channels_last, bool(spec["compile"]))
+    if cuda and precision == "fp32":
+        # PyTorch runs fp32 convolutions in TF32 on CUDA by default (10-bit mantissa): fp32
+        # means fp32 here, as in a reproduction of published fp32 numbers
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     log.info("inference: %s", settings.describe())
     return settings
 

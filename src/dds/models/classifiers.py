@@ -13,6 +13,7 @@ from torch import nn
 
 from dds.attacks import registry
 from dds.attacks.generate import attack
+from dds.batching import in_batches
 from dds.io import DataFileError, ImageSet, load_tensors, save_tensors
 from dds.models import training
 from dds.models.feature_denoising import add_denoising_blocks
@@ -85,11 +86,11 @@ def build_classifier(
 @torch.inference_mode()
 def accuracy(model: nn.Module, data: ImageSet, batch_size: int, device) -> float:
     model.eval()
-    correct = 0
-    for start in range(0, len(data), batch_size):
-        x = data.images[start : start + batch_size].to(device)
-        correct += (model(x).argmax(1).cpu() == data.labels[start : start + batch_size]).sum().item()
-    return correct / len(data)
+
+    def step(start, stop):
+        return (model(data.images[start:stop].to(device)).argmax(1).cpu() == data.labels[start:stop]).sum().item()
+
+    return sum(in_batches("accuracy", len(data), batch_size, step)) / len(data)
 
 
 ADVERSARIAL_KEYS = ("epsilon", "steps", "step_size", "step_mode", "random_start", "fraction")

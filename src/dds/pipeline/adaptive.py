@@ -33,6 +33,7 @@ def adaptive_attack(
     from dds.diffusion.loading import load_denoiser
     from dds.evaluation.adaptive import adaptive_evaluation
     from dds.models.classifiers import load_classifier
+    from dds.precision import GRADIENT_PRECISION, with_precision
 
     dev = resolve_device(device)
     clean = read_images(images).subset(0, num_images)
@@ -45,16 +46,17 @@ def adaptive_attack(
     table = adaptive_evaluation(
         model, load_denoiser(denoiser, sigma, dev), clean, attacked, spec, adaptive, names, seed, batch_size, dev
     )
-    write_table(table, results)
+    write_table(with_precision(table, GRADIENT_PRECISION), results)
 
 
 def adaptive_table(*, results, table, tex, png, svg, dataset: str) -> None:
     """The adaptive attack beside the unaware one: table, LaTeX and figure."""
+    from dds.precision import precision_of, with_precision
     from dds.reporting.attack_figures import adaptive_figure
     from dds.reporting.attack_tables import adaptive_table as summarise
     from dds.reporting.latex import adaptive_latex
 
-    df = summarise(read_tables(results))
+    df = with_precision(summarise(read_tables(results)), precision_of(results))
     write_table(df, table)
     caption = (
         f"{dataset}: single-draw denoised accuracy under the unaware PGD and under the adaptive attack "

@@ -20,6 +20,7 @@ def attention_maps(
     from dds.device import resolve_device
     from dds.evaluation.attention_maps import attention_under_attack
     from dds.models.classifiers import load_classifier
+    from dds.precision import GRADIENT_PRECISION, combined, precision_of, with_precision
     from dds.reporting.attack_figures import attention_grid_figure
 
     dev = resolve_device(device)
@@ -35,13 +36,15 @@ def attention_maps(
         for (sigma, eps), paths in sorted(layout.group(denoised, layout.DENOISED, "sigma", "epsilon").items())
     ]
     per_image, gradcam = attention_under_attack(model, clean, sets, classifier_name, batch_size)
-    write_table(per_image, table)
+    # the maps in fp32, of images denoised in `inference.precision`
+    write_table(with_precision(per_image, combined([GRADIENT_PRECISION, precision_of(denoised)])), table)
     attention_grid_figure(clean, sets, gradcam, spec["figure_images"], png)
 
 
 def attention_table(*, maps, table) -> None:
     """How far attention moves under attack and comes back after denoising, per classifier,
     method, condition, epsilon and sigma."""
+    from dds.precision import precision_of, with_precision
     from dds.reporting.attack_tables import attention_shift_table
 
-    write_table(attention_shift_table(read_tables(maps)), table)
+    write_table(with_precision(attention_shift_table(read_tables(maps)), precision_of(maps)), table)

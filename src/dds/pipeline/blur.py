@@ -32,10 +32,12 @@ def blur_noise(
     none): predictions as is, blurred once and twice, and their majority, with a noise_level column."""
     from dds.evaluation import blur
     from dds.evaluation.inference import load_prepared, resolve
+    from dds.precision import with_precision
 
     dev = resolve_device(device)
+    run = resolve(inference, dev)
     noisy = blur.add_noise(read_images(images), noise, seed)
-    model = load_prepared(classifier, dev, resolve(inference, dev))
+    model = load_prepared(classifier, dev, run)
     table = blur.blur_predictions(model, noisy, spec["kernel_size"], spec["sigma"], batch_size, dev)
     table["noise_level"] = float(noise)
     summary = blur.blur_table(table).iloc[0]
@@ -44,7 +46,7 @@ def blur_noise(
         noise,
         *summary[["acc_ns", "acc_ss", "acc_ds", "acc_maj", "reject_rate", "n"]],
     )
-    write_table(table, predictions)
+    write_table(with_precision(table, run.precision), predictions)
 
 
 def blur_adversarial(**kwargs) -> None:
@@ -58,6 +60,7 @@ def blur_table(*, clean, adversarial, table, tex, dataset: str, classifier: str)
     blog's table) and per attack epsilon on the adversarial sets (each file's noise level,
     attack and epsilon from its path)."""
     from dds.evaluation import blur
+    from dds.precision import PRECISION, precision_of, with_precision
     from dds.reporting.latex import blur_latex
 
     frames = [
@@ -68,7 +71,9 @@ def blur_table(*, clean, adversarial, table, tex, dataset: str, classifier: str)
         read_tables(paths).assign(source="attack", attack=attack, epsilon=epsilon)
         for (attack, epsilon), paths in layout.group(adversarial, layout.BLUR_ADVERSARIAL, "attack", "epsilon").items()
     ]
-    result = blur.blur_table(pd.concat(frames, ignore_index=True).assign(classifier=classifier))
+    # one precision for the whole table: a per-image key would split a group whose jobs differed
+    per_image = pd.concat(frames, ignore_index=True).drop(columns=PRECISION).assign(classifier=classifier)
+    result = with_precision(blur.blur_table(per_image), precision_of([*clean, *adversarial]))
     write_table(result, table)
     caption = f"{classifier} on {dataset}: Gaussian-blur majority defence under Gaussian noise"
     write_text(blur_latex(result[result["source"] == "noise"], caption, f"tab:{dataset}-{classifier}-blur"), tex)
@@ -78,8 +83,9 @@ def defences_table(*, accuracy, blur, table, png, svg) -> None:
     """One table and figure comparing, per classifier and attack epsilon: no defence,
     diffusion denoising at each sigma, single blur, and the blur majority vote."""
     from dds.evaluation.blur import compare_defences
+    from dds.precision import precision_of, with_precision
     from dds.reporting import figures
 
     result = compare_defences(read_tables(accuracy), read_tables(blur))
-    write_table(result, table)
+    write_table(with_precision(result, precision_of([*accuracy, *blur])), table)
     figures.defences_figure(result, png, svg)

@@ -39,6 +39,7 @@ def certify_clean(
     classifier's per-example results go to the file of `certificates` that names it."""
     from dds.diffusion.loading import load_denoiser
     from dds.evaluation.inference import load_prepared, resolve
+    from dds.precision import with_precision
     from dds.smoothing import sampling
 
     weights = _by_classifier(classifiers, layout.CLASSIFIER)
@@ -59,7 +60,7 @@ def certify_clean(
         one_shot, models, subset, spec["n0"], spec["n"], spec["alpha"], seed, spec["batch_size"], dev
     )
     for name, table in results.items():
-        write_table(table, outputs[name])
+        write_table(with_precision(table, run.precision), outputs[name])
 
 
 def certify_adversarial(**kwargs) -> None:
@@ -89,6 +90,7 @@ def certified_table(
     table (per sigma, multi-scale, adversarial sets), its LaTeX and the certified-accuracy curve.
     Each input file's sigma, attack and epsilon come from its path; `norms`: the adversarial
     shards, whose per-image L2 perturbation each adversarial certificate is compared with."""
+    from dds.precision import precision_of, with_precision
     from dds.reporting import figures
     from dds.reporting.latex import certified_latex
     from dds.smoothing import certified
@@ -107,8 +109,9 @@ def certified_table(
         ).items()
     }
     cascade = certified.multiscale_examples(by_sigma, spec["alpha"], spec["p0"])
-    write_table(cascade, multiscale)
+    write_table(with_precision(cascade, precision_of(clean)), multiscale)
     result = certified.certified_table(classifier, denoiser, by_sigma, attacked, spec["radii"], cascade)
+    result = with_precision(result, precision_of([*clean, *adversarial]))
     write_table(result, table)
     caption = (
         f"{classifier} on {dataset}: certified accuracy through {denoiser} (alpha={spec['alpha']:g}, n={spec['n']})"

@@ -7,6 +7,7 @@ from dds.io import (
     read_images,
     write_table,
 )
+from dds.precision import with_precision
 
 
 def classify_undefended(
@@ -16,6 +17,7 @@ def classify_undefended(
     from dds.evaluation.inference import resolve
 
     dev = resolve_device(device)
+    run = resolve(inference, dev)
     source = read_images(images)
-    model = load_prepared(classifier, dev, resolve(inference, dev))
-    write_table(classify_predictions(model, source, batch_size, dev), predictions)
+    model = load_prepared(classifier, dev, run)
+    write_table(with_precision(classify_predictions(model, source, batch_size, dev), run.precision), predictions)

@@ -12,6 +12,7 @@ from dds.io import (
     write_images,
     write_table,
 )
+from dds.precision import PRECISION, with_precision
 
 log = logging.getLogger(__name__)
 
@@ -42,5 +43,6 @@ def denoise_and_classify(
     one_shot = load_denoiser(denoiser, sigma, dev, run)
     result = ImageSet(source.idx, source.labels, denoise_images(one_shot, source, seed, batch_size, dev))
     log.info("denoised %d images", len(source))
-    write_images(denoised, result)
-    write_table(classify_predictions(model, result, batch_size, dev), predictions)
+    # the denoised images name their precision too: the attention maps of them run in fp32
+    write_images(denoised, result, {PRECISION: [run.precision] * len(result)})
+    write_table(with_precision(classify_predictions(model, result, batch_size, dev), run.precision), predictions)

@@ -1,5 +1,8 @@
-"""The denoiser rules: train a DDPM here, or fetch and verify an official checkpoint."""
+"""The denoiser rules: train a DDPM here, or fetch and verify an improved- or guided-diffusion
+checkpoint."""
 
+import dataclasses
+import json
 import logging
 
 import torch
@@ -52,30 +55,32 @@ def fetch_denoiser(*, checkpoint, url: str, sha256: str | None) -> None:
 
 
 def openai_denoiser(*, checkpoint, weights, metrics, name: str, spec: dict) -> None:
-    """Check an official checkpoint once (sha256, strict load) and write the reference to it
-    that every later stage loads (see load_denoiser): its path, name and sha256. Without a
-    sha256 in the config, the file's sha256 now is recorded and verified from then on."""
-    from dds.diffusion.checkpoints import checkpoint_spec
+    """Check an improved- or guided-diffusion checkpoint once (sha256, strict load) and write
+    the reference to it that every later stage loads (see load_denoiser): its path, sha256 and
+    the architecture and diffusion resolved from the config's flags, so that loading needs no
+    config. Without a sha256 in the config, the file's sha256 now is recorded and verified
+    from then on."""
+    from dds.diffusion.flags import checkpoint_flags, denoiser_checkpoint
     from dds.diffusion.official import load_openai_checkpoint
     from dds.io import save_tensors, sha256_file
 
-    official = checkpoint_spec(spec["checkpoint"])
+    official = denoiser_checkpoint(spec)
     digest = spec["sha256"] or sha256_file(checkpoint)
     eps_model, alphas_cumprod = load_openai_checkpoint(checkpoint, official, spec["sha256"])
-    save_tensors(
-        {}, weights, {"kind": "openai", "checkpoint": official.name, "path": str(checkpoint), "sha256": digest}
-    )
+    resolved = json.dumps(dataclasses.asdict(official))
+    save_tensors({}, weights, {"kind": "openai", "spec": resolved, "path": str(checkpoint), "sha256": digest})
     record = {
         "kind": "openai",
         "checkpoint": official.name,
         "path": str(checkpoint),
         "sha256": digest,
         "sha256_from": "config" if spec["sha256"] else "first use",
-        "url": spec["url"],
+        "url": official.url,
         "parameters": sum(p.numel() for p in eps_model.parameters()),
         "schedule": official.schedule,
         "num_timesteps": len(alphas_cumprod),
         "image_size": official.unet.image_size,
+        "flags": checkpoint_flags(official),
     }
     log.info(
         "%s: %s verified (sha256 %s, from the %s), %d parameters",

@@ -29,6 +29,7 @@ def iterations_sweep(
     from dds.diffusion.loading import load_denoiser
     from dds.evaluation.iterations import iterations_sweep as sweep_steps
     from dds.models.classifiers import load_classifier
+    from dds.precision import GRADIENT_PRECISION, with_precision
 
     dev = resolve_device(device)
     clean = read_images(images).subset(0, sweep["num_images"])
@@ -38,7 +39,7 @@ def iterations_sweep(
     table = sweep_steps(
         model, denoisers, clean, spec, float(sweep["epsilon"]), sweep["steps"], names, seed, batch_size, dev
     )
-    write_table(table, accuracy)
+    write_table(with_precision(table, GRADIENT_PRECISION), accuracy)
 
 
 def iterations_table(*, sweeps, table, png, svg) -> None:

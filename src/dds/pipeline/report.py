@@ -3,6 +3,7 @@
 import logging
 
 from dds.io import read_table
+from dds.precision import precision_of
 from dds.reporting import contents
 from dds.reporting import html as report_html
 from dds.reporting.tables import stage_resources
@@ -56,6 +57,8 @@ def report(
     if config["attention"]["enabled"]:
         parts.append(contents.attention_part(attention_table, attention_png, config))
     figures = contents.accuracy_figures(df, comparison, accuracy, examples, config)
+    # the tables of the other stages that run in `inference.precision` (the gradient stages' are fp32)
+    inference_tables = [*certified, *blur, *([transfer_table] if transfer_table is not None else [])]
     page = report_html.render_report(
         df,
         figures + [f for _, part_figures in parts for f in part_figures],
@@ -65,5 +68,6 @@ def report(
         title=f"dds report: {config['dataset']['name']}",
         models=contents.models(classifier_metrics, denoiser_metrics),
         sections=[s for s, _ in parts],
+        precisions={str(path): precision_of([path]) for path in inference_tables},
     )
     report_html.write_report(page, html)

@@ -27,6 +27,7 @@ def transfer_matrix(
     from dds.device import resolve_device
     from dds.evaluation.inference import load_prepared, resolve
     from dds.evaluation.transfer import transfer_accuracy
+    from dds.precision import combined, precision_of, with_precision
 
     dev = resolve_device(device)
     run = resolve(inference, dev)
@@ -41,7 +42,8 @@ def transfer_matrix(
     names = {"attack": attack_name, "denoiser": denoiser_name, "source": source}
     # one set in memory at a time
     loaded = ((eps, defence, read_image_shards(paths)) for eps, defence, paths in sets)
-    write_table(transfer_accuracy(models, loaded, names, batch_size, dev), accuracy)
+    table = transfer_accuracy(models, loaded, names, batch_size, dev)
+    write_table(with_precision(table, combined([run.precision, precision_of(denoised)])), accuracy)
     log.info("%s examples of %s: %d sets classified by %s", attack_name, source, len(sets), ", ".join(models))
 
 

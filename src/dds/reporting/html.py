@@ -1,5 +1,6 @@
-"""The self-contained HTML report: accuracy tables, perturbation norms, figures (embedded
-as base64 PNG), time and memory per stage, the config and the provenance of the run."""
+"""The self-contained HTML report: the precision of its numbers, accuracy tables, perturbation
+norms, figures (embedded as base64 PNG), time and memory per stage, the config and the
+provenance of the run."""
 
 import base64
 import json
@@ -15,6 +16,7 @@ import yaml
 
 from dds.attacks.registry import METHODS
 from dds.io import DataFileError, require_columns, write_text
+from dds.precision import MIXED, PRECISION, combined
 from dds.reporting.cells import cell
 from dds.reporting.tables import ACCURACY_COLUMNS, MODEL_COLUMNS, RESOURCE_COLUMNS
 
@@ -94,10 +96,23 @@ def _accuracy_sections(tables: pd.DataFrame) -> list[dict]:
                 "classifier": classifier,
                 "attack": attack,
                 "denoiser": denoiser,
+                "precision": combined(rows[PRECISION]),
                 "rows": rows.sort_values(["sigma", "epsilon"]).to_dict("records"),
             }
         )
     return sections
+
+
+def _precision(tables: pd.DataFrame, precisions: dict) -> dict:
+    """The precision of the report's numbers: `overall`, and `tables` (each accuracy table's and
+    each of `precisions`', name -> precision) to list where they are mixed."""
+    named = {
+        f"accuracy: {c}, {a}, {d}": combined(rows[PRECISION])
+        for (c, a, d), rows in tables.groupby(MODEL_COLUMNS, sort=True)
+    }
+    named.update(precisions)
+    overall = combined(named.values())
+    return {"overall": overall, "mixed": overall.startswith(MIXED), "tables": named}
 
 
 def _norm_sections(tables: pd.DataFrame, attack_norms: dict) -> list[dict]:
@@ -144,19 +159,23 @@ def render_report(
     title: str,
     models: list | None = None,
     sections: list | None = None,
+    precisions: dict | None = None,
 ) -> str:
     """The report as one HTML string; every name and value from the run is escaped.
 
     `tables`: accuracy tables (the columns of `dds.reporting.tables.accuracy_table`), any number of
     classifiers; `figures`: (title, PNG path, caption); `resources`: `stage_resources` output;
     `models`: {"name", "kind", "metrics": dict} per trained model; `sections`: further
-    tables, each {"title", "caption", "tables": [{"caption", "columns", "rows"}]}, cells as text.
+    tables, each {"title", "caption", "tables": [{"caption", "columns", "rows"}]}, cells as text;
+    `precisions`: the precision of each further table the report shows (name -> precision), beside
+    the accuracy tables' own `precision` column.
     """
     require_columns(tables, ACCURACY_COLUMNS, "render_report tables")
     require_columns(resources, RESOURCE_COLUMNS, "render_report resources")
     template = _environment().get_template("report.html")
     return template.render(
         title=title,
+        precision=_precision(tables, precisions or {}),
         accuracy=_accuracy_sections(tables),
         norms=_norm_sections(
             tables, {name: METHODS[spec["method"]].norm for name, spec in config.get("attacks", {}).items()}

@@ -1,4 +1,5 @@
-"""The LaTeX form of the tables: booktabs `table` floats in the layout of the papers' tables."""
+"""The LaTeX form of the tables: booktabs `table` floats in the layout of the papers' tables,
+each caption ending with the precision its numbers were computed in."""
 
 import re
 
@@ -6,6 +7,7 @@ import pandas as pd
 
 from dds.evaluation.blur import SUMMARY_COLUMNS
 from dds.io import require_columns
+from dds.precision import PRECISION, combined
 from dds.reporting.attack_tables import ADAPTIVE_KEYS, adaptive_wide
 from dds.reporting.cells import MISSING_LATEX, cell
 from dds.reporting.tables import MODEL_COLUMNS
@@ -34,6 +36,12 @@ def escape(text: str) -> str:
 
 def _cell(value, digits: int = 3) -> str:
     return cell(value, digits, MISSING_LATEX)
+
+
+def _caption(caption: str, table: pd.DataFrame, what: str) -> str:
+    """`caption` with the precision of `table`'s rows (its `precision` column) combined."""
+    require_columns(table, [PRECISION], what)
+    return f"{caption} (precision: {combined(table[PRECISION])})"
 
 
 def booktabs(caption: str, label: str, columns: str, header: str, body: list[str]) -> str:
@@ -73,7 +81,13 @@ def accuracy_latex(df: pd.DataFrame, caption: str, label: str) -> str:
         previous_sigma = row.sigma
         cells = " & ".join(_cell(v) for v in (row.clean_acc, row.pgd_acc, row.denoised_acc))
         body.append(f"{row.sigma:g} & {row.epsilon:g} & {cells} \\\\")
-    return booktabs(caption, label, "rrrrr", "Sigma & Epsilon & Clean Acc. & PGD Acc. & Denoised Acc.", body)
+    return booktabs(
+        _caption(caption, df, "accuracy_latex"),
+        label,
+        "rrrrr",
+        "Sigma & Epsilon & Clean Acc. & PGD Acc. & Denoised Acc.",
+        body,
+    )
 
 
 def certified_latex(table: pd.DataFrame, caption: str, label: str) -> str:
@@ -93,7 +107,8 @@ def certified_latex(table: pd.DataFrame, caption: str, label: str) -> str:
             + " & ".join(f"{_cell(best.loc[r, 'certified_acc'])} ({_cell(best.loc[r, 'clean_acc'])})" for r in radii)
             + r" \\",
         ]
-    return booktabs(caption, label, "l" + "r" * len(radii), "Method & " + " & ".join(f"$r={r:g}$" for r in radii), body)
+    header = "Method & " + " & ".join(f"$r={r:g}$" for r in radii)
+    return booktabs(_caption(caption, table, "certified_latex"), label, "l" + "r" * len(radii), header, body)
 
 
 def blur_latex(df: pd.DataFrame, caption: str, label: str) -> str:
@@ -114,9 +129,8 @@ def blur_latex(df: pd.DataFrame, caption: str, label: str) -> str:
         " & ".join([f"{row.noise_level:g}", *(_cell(getattr(row, c), 4) for c in columns[1:])]) + r" \\"
         for row in df.sort_values("noise_level").itertuples(index=False)
     ]
-    return booktabs(
-        caption, label, "rrrrrr", r"Noise level & Acc\_NS & Acc\_SS & Acc\_DS & Acc\_Maj & Reject rate", body
-    )
+    header = r"Noise level & Acc\_NS & Acc\_SS & Acc\_DS & Acc\_Maj & Reject rate"
+    return booktabs(_caption(caption, df, "blur_latex"), label, "rrrrrr", header, body)
 
 
 def adaptive_latex(table: pd.DataFrame, caption: str, label: str) -> str:
@@ -133,4 +147,4 @@ def adaptive_latex(table: pd.DataFrame, caption: str, label: str) -> str:
         cells = " & ".join(_cell(row[k]) for k in kinds)
         body.append(f"{escape(row['classifier'])} & {row['sigma']:g} & {row['epsilon']:g} & {cells} \\\\")
     header = "Classifier & Sigma & Epsilon & " + " & ".join(escape(k) for k in kinds)
-    return booktabs(caption, label, "lrr" + "r" * len(kinds), header, body)
+    return booktabs(_caption(caption, table, "adaptive_latex"), label, "lrr" + "r" * len(kinds), header, body)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from dds.io import DataFileError, read_table
+from dds.precision import PRECISION, combined
 
 ACCURACY_COLUMNS = [
     "classifier",
@@ -21,6 +22,7 @@ ACCURACY_COLUMNS = [
     "l2_max",
     "l2_mean",
     "n",
+    PRECISION,  # of the row's predictions (clean, attacked, denoised): fp32, bf16, or "mixed: ..."
 ]
 RESOURCE_COLUMNS = ["stage", "jobs", "total_s", "max_s", "peak_rss_mib"]
 MODEL_COLUMNS = ["classifier", "attack", "denoiser"]  # one model setup: one table, one figure
@@ -55,15 +57,14 @@ def _check_same_images(reference: pd.DataFrame, other: pd.DataFrame, what: str) 
         raise ValueError(f"{what}: labels differ from the clean predictions for the same idx")
 
 
-_PREDICTION_COLUMNS = ["idx", "label", "correct"]
+_PREDICTION_COLUMNS = ["idx", "label", "correct", PRECISION]
 
 
-def _accuracy(paths, clean: pd.DataFrame | None, what: str) -> float:
-    """Mean of `correct` over the shards, after checking they hold the clean set's images."""
+def _predictions(paths, clean: pd.DataFrame, what: str) -> pd.DataFrame:
+    """The predictions of the shards, after checking they hold the clean set's images."""
     df = _read_shards(paths, _PREDICTION_COLUMNS, what)
-    if clean is not None:
-        _check_same_images(clean, df, what)
-    return float(df["correct"].mean())
+    _check_same_images(clean, df, what)
+    return df
 
 
 def _norms(adversarial: dict, eps: float, clean: pd.DataFrame) -> tuple[float, float]:
@@ -86,7 +87,8 @@ def accuracy_table(
     denoised: dict,
     adversarial: dict,
 ) -> pd.DataFrame:
-    """One row per (sigma, epsilon), sorted: clean, PGD and denoised accuracy, measured norms.
+    """One row per (sigma, epsilon), sorted: clean, PGD and denoised accuracy, measured norms,
+    and the precision the row's predictions were computed in.
 
     `undefended[eps]`: prediction shards on the adversarial set at eps (0.0 = clean set);
     `denoised[(sigma, eps)]`: prediction shards after denoising that set at sigma;
@@ -102,17 +104,18 @@ def accuracy_table(
     if clean.empty:
         raise ValueError(f"{classifier}: the clean prediction shards hold no images")
     clean_acc = float(clean["correct"].mean())
-    per_eps = {}  # eps -> (pgd_acc, linf_max, l2_max, l2_mean); shared by every sigma
+    per_eps = {}  # eps -> (undefended predictions, linf_max, l2_max, l2_mean); shared by every sigma
     rows = []
     for sigma, eps in sorted(denoised):
         if eps not in per_eps:
             if eps not in undefended:
                 have = sorted(undefended)
                 raise ValueError(f"{classifier}: undefended predictions at epsilon {eps} missing (have {have})")
-            pgd_acc = _accuracy(undefended[eps], clean, f"{classifier} predictions at epsilon {eps}")
-            per_eps[eps] = (pgd_acc, *_norms(adversarial, eps, clean))
-        pgd_acc, linf_max, l2_max, l2_mean = per_eps[eps]
+            attacked = _predictions(undefended[eps], clean, f"{classifier} predictions at epsilon {eps}")
+            per_eps[eps] = (attacked, *_norms(adversarial, eps, clean))
+        attacked, linf_max, l2_max, l2_mean = per_eps[eps]
         what = f"{classifier} predictions denoised by {denoiser} at sigma {sigma}, epsilon {eps}"
+        defended = _predictions(denoised[(sigma, eps)], clean, what)
         rows.append(
             {
                 "classifier": classifier,
@@ -121,12 +124,13 @@ def accuracy_table(
                 "sigma": float(sigma),
                 "epsilon": float(eps),
                 "clean_acc": clean_acc,
-                "pgd_acc": pgd_acc,
-                "denoised_acc": _accuracy(denoised[(sigma, eps)], clean, what),
+                "pgd_acc": float(attacked["correct"].mean()),
+                "denoised_acc": float(defended["correct"].mean()),
                 "linf_max": linf_max,
                 "l2_max": l2_max,
                 "l2_mean": l2_mean,
                 "n": len(clean),
+                PRECISION: combined({*clean[PRECISION], *attacked[PRECISION], *defended[PRECISION]}),
             }
         )
     return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)

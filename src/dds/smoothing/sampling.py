@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dds.batching import in_batches
 from dds.io import ImageSet
 from dds.seeding import derive_seed
 from dds.smoothing import bounds
@@ -39,17 +40,19 @@ def sample_counts(
     denoiser, classifiers: dict, image: torch.Tensor, idx: int, num: int, phase: str, seed: int, batch_size: int, device
 ) -> dict[str, np.ndarray]:
     """Class counts of each classifier's predictions on `num` denoised noisy copies of `image`."""
-    counts = {}
-    for start in range(0, num, batch_size):
-        stop = min(num, start + batch_size)
+
+    def step(start, stop):
         noise = noise_draws(image.shape, seed, denoiser.sigma, idx, phase, start, stop).to(device)
         denoised = denoiser(image.to(device).expand(stop - start, *image.shape), noise)
+        found = {}
         for name, model in classifiers.items():
             logits = model(denoised)
-            found = torch.bincount(logits.argmax(1), minlength=logits.shape[1])
-            counts[name] = counts.get(name, 0) + found
+            found[name] = torch.bincount(logits.argmax(1), minlength=logits.shape[1])
+        return found
+
+    batches = in_batches("certify sampling", num, batch_size, step)
     # counted on the device, copied once: a copy per batch would make a GPU wait for each batch
-    return {name: c.cpu().numpy() for name, c in counts.items()}
+    return {name: sum(b[name] for b in batches).cpu().numpy() for name in classifiers}
 
 
 def certify_images(
