@@ -129,25 +129,16 @@ def compile_latex(tmp_path):
     """Compile a LaTeX table body in a minimal booktabs document with pdflatex (skip when
     pdflatex is absent); fails with pdflatex's output when it does not compile."""
     import shutil
-    import subprocess
 
-    pdflatex = shutil.which("pdflatex")
-    if pdflatex is None:
+    from dds.rehearsal.run import compile_latex
+
+    if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex not on PATH (apt-get install texlive-latex-base texlive-latex-recommended)")
 
     def run(body: str) -> None:
-        (tmp_path / "doc.tex").write_text(
-            "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n" + body + "\\end{document}\n"
-        )
-        done = subprocess.run(
-            [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stdout[-3000:]
-        assert (tmp_path / "doc.pdf").stat().st_size > 0
+        (tmp_path / "body.tex").write_text(body)
+        compile_latex([tmp_path / "body.tex"], tmp_path / "latex")
+        assert (tmp_path / "latex" / "tables.pdf").stat().st_size > 0
 
     return run
 
