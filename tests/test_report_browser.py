@@ -97,7 +97,7 @@ def test_tables_hold_expected_cells(page):
     )
     accuracy = [t for t in tables if t["cls"] == "accuracy"]
     norms = [t for t in tables if t["cls"] == "norms"]
-    assert [t["caption"] for t in accuracy] == [f"{c} — attack pgd, denoiser ddpm" for c in sorted(CLASSIFIERS)]
+    assert [t["caption"] for t in accuracy] == [f"{c} — attack pgd, denoiser ddpm (fp32)" for c in sorted(CLASSIFIERS)]
     expected = [
         [f"{r.sigma:g}", f"{r.epsilon:g}", f"{r.clean_acc:.3f}", f"{r.pgd_acc:.3f}", f"{r.denoised_acc:.3f}", str(r.n)]
         for r in made_up_tables().iloc[: len(SIGMAS) * len(EPSILONS)].itertuples()
