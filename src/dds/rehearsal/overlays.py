@@ -53,8 +53,6 @@ def _common_overlay(preset: str, scale: dict, device: str) -> dict:
             "reference": {**config["report"]["reference"], "table": str(REPO / config["report"]["reference"]["table"])},
         },
         "dataset": {**config["dataset"], "eval_size": eval_size, "shard_size": eval_size},
-        # a job's log is its whole record here: no cluster resources to fit
-        "resources": {"rules": {}},
     }
 
 
@@ -87,9 +85,7 @@ def imagenet_overlay(standin: Path, url: str, scale: dict, device: str) -> dict:
     """A flat ImageNet validation folder of a few synsets with the devkit's labels, the
     guided-diffusion UNet at reduced width given by `path:` with its flags, and a small CoAtNet
     of timm with random weights from a `weights:` file."""
-    from dataclasses import replace
-
-    from dds.diffusion.checkpoints import CHECKPOINTS
+    from dds.diffusion.flags import denoiser_checkpoint
 
     config = preset_config("imagenet-paper")
     overlay = _common_overlay("imagenet-paper", scale, device)
@@ -97,23 +93,10 @@ def imagenet_overlay(standin: Path, url: str, scale: dict, device: str) -> dict:
         standin / "val", standin / "devkit", IMAGENET_CLASSES, per_class=scale["per_class"] + 1, seed=0
     )
     overlay["dataset"].update(root=str(standin / "val"), labels_file=str(truth), require_all_classes=False)
-    official = CHECKPOINTS["256x256_diffusion_uncond"]
-    reduced = replace(
-        official,
-        unet=replace(
-            official.unet,
-            model_channels=REDUCED_WIDTH["num_channels"],
-            num_head_channels=REDUCED_WIDTH["num_head_channels"],
-        ),
-    )
-    standins.write_openai_checkpoint(standin / "guided-reduced.pt", reduced, seed=0)
-    overlay["denoisers"] = {
-        "guided-diffusion": {
-            **config["denoisers"]["guided-diffusion"],
-            **REDUCED_WIDTH,
-            "path": str(standin / "guided-reduced.pt"),
-        }
-    }
+    denoiser = {**config["denoisers"]["guided-diffusion"], **REDUCED_WIDTH, "path": str(standin / "guided-reduced.pt")}
+    # the architecture the workflow will resolve from these flags, so the file fits it by construction
+    standins.write_openai_checkpoint(standin / "guided-reduced.pt", denoiser_checkpoint(denoiser), seed=0)
+    overlay["denoisers"] = {"guided-diffusion": denoiser}
     weights = standin / f"{SMALL_COATNET}.safetensors"
     standins.write_timm_weights(weights, SMALL_COATNET, seed=0)
     overlay["classifiers"] = {
