@@ -176,11 +176,6 @@ def rehearse(preset: str, size: str, device: str, workdir: Path, cores: int = 2,
         "seconds_workflow": round(ran - built, 1),
         "seconds": round(time.perf_counter() - start, 1),
     }
-    summary["passed"] = (
-        finished == len(jobs)
-        and not missing
-        and not again
-        and summary["latex_compiled"] is not False
-        and len(tables) > 0
-    )
+    # a comparison without rows and a table that does not compile have raised already
+    summary["passed"] = finished == len(jobs) and not missing and not again and len(tables) > 0
     return summary
