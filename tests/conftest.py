@@ -157,7 +157,20 @@ TINY = {
             "adversarial_training": {"steps": 1, "fraction": 0.25},
         },
     },
-    "denoisers": {"ddpm": {"block_out_channels": [16, 32], "attention_levels": [1], "steps": 20, "batch_size": 16}},
+    "denoisers": {
+        "ddpm": {"block_out_channels": [16, 32], "attention_levels": [1], "steps": 20, "batch_size": 16},
+        # calibrated for resnet: a denoiser like any other downstream
+        "ddpm-cal": {
+            "kind": "calibrated",
+            "base": "ddpm",
+            "classifier": "resnet",
+            "sigmas": [0.25, 0.5],  # pinned: adding a workflow sigma does not recalibrate it
+            "steps": 4,
+            "batch_size": 4,
+            "draws": 2,
+            "checkpoint_every": 2,
+        },
+    },
     "attacks": {
         "pgd": {"method": "pgd_linf", "epsilons": [0.1], "steps": 2, "step_size": 2.5, "step_mode": "relative"}
     },
@@ -171,7 +184,7 @@ TINY = {
         "epsilons": [0.1],
         "eot_draws": 2,
         "draws_per_pass": 1,
-        "vote_draws": 8,
+        "eval_draws": 4,
         "num_images": 25,
     },
     "attention": {

@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 
 from dds import layout
+from dds.evaluation.adaptive import SETTINGS
 from dds.io import write_table
 from dds.pipeline.adaptive import adaptive_table as adaptive_table_stage
 from dds.pipeline.iterations import iterations_table
 from dds.pipeline.transfer import transfer_table
-from dds.reporting.attack_tables import adaptive_table, adaptive_wide, transfer_matrix
+from dds.reporting.attack_tables import adaptive_settings, adaptive_table, transfer_matrix
 from dds.reporting.latex import adaptive_latex
 from dds.reporting.sections import adaptive_section, iterations_section, transfer_section
 
@@ -20,13 +21,33 @@ PNG = b"\x89PNG\r\n\x1a\n"
 EVIL = "<script>alert(1)</script>"
 
 
+KIND_SETTINGS = {  # steps, step size, EOT draws, straight-through of each made-up kind (None: not applicable)
+    "clean": (None, None, None, None),
+    "unaware": (5, 0.05, None, None),
+    "adaptive-single": (5, 0.05, 4, True),
+    "adaptive-smoothed": (5, 0.05, 4, True),
+    "adaptive-single-masked": (5, 0.05, 4, False),
+    "adaptive-fixed-noise": (5, 0.05, 1, True),
+}
+
+
 def made_up_adaptive(classifier="resnet", sigma=0.25, n=10):
-    """Per-image rows as the adaptive stage writes them: accuracy falls from clean to unaware
-    to adaptive; every kind's first `k` images are correct."""
-    correct = {("clean", 0.0): 9, ("unaware", 0.1): 6, ("adaptive-single", 0.1): 3, ("adaptive-smoothed", 0.1): 4}
+    """Per-image rows as the adaptive stage writes them, with 4 evaluation draws: for a kind
+    with count c, draw j classifies the first c, c, c + 1, c - 1 images right (so the majority
+    is right on the first c), and the one-draw prediction the first c - 1; the accuracy falls
+    from clean to unaware to adaptive."""
+    counts = {
+        ("clean", 0.0): 9,
+        ("unaware", 0.1): 6,
+        ("adaptive-single", 0.1): 3,
+        ("adaptive-smoothed", 0.1): 4,
+        ("adaptive-single-masked", 0.1): 5,
+        ("adaptive-fixed-noise", 0.1): 2,
+    }
     frames = []
-    for (kind, eps), k in correct.items():
-        ok = np.arange(n) < k
+    for (kind, eps), c in counts.items():
+        draws = np.arange(n)[:, None] < np.array([c, c, c + 1, c - 1])
+        steps, step, eot, through = KIND_SETTINGS[kind]
         frames.append(
             pd.DataFrame(
                 {
@@ -34,38 +55,72 @@ def made_up_adaptive(classifier="resnet", sigma=0.25, n=10):
                     "label": np.zeros(n, dtype=np.int64),
                     "epsilon": eps,
                     "attack": kind,
-                    "pred_single": np.where(ok, 0, 1),
-                    "correct_single": ok,
-                    "pred_smoothed": np.where(ok, 0, -1),
-                    "correct_smoothed": ok,
+                    "pred_single": np.where(np.arange(n) < c - 1, 0, 1),
+                    "correct_single": np.arange(n) < c - 1,
+                    "correct_draws": list(draws),
+                    "frac_correct": draws.mean(1),
+                    "pred_majority": np.where(np.arange(n) < c, 0, 1),
+                    "correct_majority": np.arange(n) < c,
                     "linf": np.full(n, eps),
                     "l2": np.full(n, 2 * eps),
+                    "t_star": 50 if sigma == 0.25 else 100,
+                    "eval_draws": 4,
+                    "steps": steps,
+                    "step_size": step,
+                    "eot_draws": eot,
+                    "straight_through": through,
                 }
-            )
+            ).astype(SETTINGS)
         )
     return pd.concat(frames, ignore_index=True).assign(
         classifier=classifier, denoiser="ddpm", attack_name="pgd", sigma=sigma, precision="fp32"
     )
 
 
+ORDER = ["clean", "unaware", "adaptive-single", "adaptive-smoothed", "adaptive-single-masked", "adaptive-fixed-noise"]
+
+
 def test_adaptive_table_accuracies_and_order():
     rows = made_up_adaptive()
     table = adaptive_table(rows.sample(frac=1, random_state=0))  # input order does not matter
-    assert list(table["attack"]) == ["clean", "unaware", "adaptive-single", "adaptive-smoothed"]
-    assert list(table["acc_single"]) == [0.9, 0.6, 0.3, 0.4]
-    assert list(table["abstain_rate"]) == pytest.approx([0.1, 0.4, 0.7, 0.6])
-    assert list(table["n"]) == [10] * 4
+    assert list(table["attack"]) == ORDER
+    assert list(table["acc_single"]) == pytest.approx([0.8, 0.5, 0.2, 0.3, 0.4, 0.1])
+    assert list(table["acc_draws"]) == pytest.approx([0.9, 0.6, 0.3, 0.4, 0.5, 0.2])
+    assert list(table["acc_majority"]) == pytest.approx([0.9, 0.6, 0.3, 0.4, 0.5, 0.2])
+    # per-draw accuracies c, c, c + 1, c - 1 (over 10): sample std sqrt(2 / 3) / 10
+    assert list(table["acc_draws_std"]) == pytest.approx([(2 / 3) ** 0.5 / 10] * 6)
+    assert list(table["n"]) == [10] * 6
     assert table.loc[1, "linf_max"] == pytest.approx(0.1) and table.loc[1, "l2_mean"] == pytest.approx(0.2)
-    wide = adaptive_wide(table[table["attack"] != "clean"], "acc_single")
-    assert list(wide.columns[-3:]) == ["unaware", "adaptive-single", "adaptive-smoothed"]
-    assert wide.iloc[0]["adaptive-single"] == pytest.approx(0.3)
+    assert list(table["eot_draws"].astype("Float64").fillna(0)) == [0, 0, 4, 4, 4, 1]
+    assert table["straight_through"].isna().sum() == 2 and table.loc[4, "straight_through"] == False  # noqa: E712
+    assert set(table["t_star"]) == {50} and set(table["eval_draws"]) == {4}
+
+
+def test_adaptive_table_spread_is_over_draws():
+    """Spread of the per-draw accuracies, by hand: draws right on 2/3, 1/3 and 0/3 images."""
+    rows = made_up_adaptive(n=3).query("attack == 'clean'").copy()
+    rows["correct_draws"] = [np.array([True, True, False]), np.array([True, False, False]), np.array([False] * 3)]
+    rows["frac_correct"] = [2 / 3, 1 / 3, 0.0]
+    table = adaptive_table(rows)
+    assert table.loc[0, "acc_draws"] == pytest.approx(1 / 3)
+    assert table.loc[0, "acc_draws_std"] == pytest.approx(np.std([2 / 3, 1 / 3, 0], ddof=1))
+    one_draw = adaptive_table(rows.assign(correct_draws=[np.array([True])] * 3))
+    assert np.isnan(one_draw.loc[0, "acc_draws_std"])
+
+
+def test_adaptive_settings_in_words():
+    text = adaptive_settings(adaptive_table(pd.concat([made_up_adaptive(), made_up_adaptive(sigma=0.5)])))
+    assert "(0.25: 50, 0.5: 100)" in text and "k = 4 fresh noise draws" in text
+    assert "5 PGD steps" in text and "4 EOT draws per step" in text
+    assert "straight through the defence's clamps (adaptive (single target, masked gradients): masked" in text
+    assert "overstates the attack" in text
 
 
 def test_adaptive_latex_compiles(compile_latex):
     table = adaptive_table(pd.concat([made_up_adaptive("res_net"), made_up_adaptive("vit", 0.5)]))
     tex = adaptive_latex(table.assign(precision="fp32"), "Adaptive & unaware", "tab:adaptive")
-    assert r"res\_net & 0.25 & 0.1 & 0.600 & 0.300 & 0.400 \\" in tex
-    assert "Adaptive \\& unaware" in tex
+    assert r"res\_net & 0.25 & 0.1 & unaware PGD & 0.500 & 0.600 & 0.082 & 0.600 \\" in tex
+    assert "Adaptive \\& unaware. Defence: noise sigma" in tex and "k = 4" in tex
     compile_latex(tex)
 
 
@@ -156,7 +211,7 @@ def results(tmp_path, monkeypatch):
 CONFIG = {
     "dataset": {"name": "digits", "eval_size": 300},
     "iterations": {"attack": "pgd", "epsilon": 0.1, "steps": [5, 10, 50], "num_images": 10},
-    "adaptive": {"attack": "pgd", "eot_draws": 4, "vote_draws": 32, "alpha": 0.001, "num_images": 10},
+    "adaptive": {"attack": "pgd", "eot_draws": 4, "eval_draws": 4, "num_images": 10},
 }
 
 
@@ -175,17 +230,25 @@ def test_report_sections_show_the_numbers(results):
     adaptive = adaptive_section(
         pd.read_parquet(results["adaptive"][0]), CONFIG["adaptive"], CONFIG["dataset"]["eval_size"]
     )
-    one_draw = adaptive["tables"][0]
-    assert one_draw["columns"] == [
+    first = adaptive["tables"][0]
+    assert first["columns"] == [
         "Sigma",
+        "t*",
         "Epsilon",
-        "clean",
-        "unaware PGD",
-        "adaptive (single target)",
-        "adaptive (smoothed target)",
+        "Attack",
+        "Steps",
+        "Step size",
+        "EOT draws",
+        "Straight-through",
+        "one draw",
+        "mean over draws",
+        "std over draws",
+        "majority",
     ]
-    assert one_draw["rows"][0] == ["0.25", "0.1", "0.900", "0.600", "0.300", "0.400"]
-    assert "4 noise draws" in adaptive["caption"]
+    assert [r[3] for r in first["rows"][:2]] == ["clean", "unaware PGD"]
+    assert first["rows"][0] == ["0.25", "50", "0", "clean", "—", "—", "—", "—", "0.800", "0.900", "0.082", "0.900"]
+    assert first["rows"][4][3:8] == ["adaptive (single target, masked gradients)", "5", "0.05", "4", "no"]
+    assert "4 EOT draws per step" in adaptive["caption"] and "first 10 evaluation images" in adaptive["caption"]
     transfer = transfer_section(pd.read_parquet(results["transfer"][0]))
     first = transfer["tables"][0]
     assert first["columns"] == ["Epsilon", "Source", "a", "b"]

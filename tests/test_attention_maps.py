@@ -137,13 +137,13 @@ def test_shift_table_summarises_per_condition():
     ramp = torch.arange(16.0).view(1, 4, 4).repeat(2, 1, 1) / 15
     rows = [
         attention_shift(ramp, ramp).assign(
-            classifier="resnet", method="gradcam", condition="clean", epsilon=0.0, sigma=np.nan
+            classifier="resnet", denoiser="ddpm", method="gradcam", condition="clean", epsilon=0.0, sigma=np.nan
         ),
         attention_shift(ramp, torch.stack([1 - ramp[0], torch.zeros(4, 4)])).assign(
-            classifier="resnet", method="gradcam", condition="adversarial", epsilon=0.1, sigma=np.nan
+            classifier="resnet", denoiser="ddpm", method="gradcam", condition="adversarial", epsilon=0.1, sigma=np.nan
         ),
         attention_shift(ramp, ramp).assign(
-            classifier="resnet", method="gradcam", condition="denoised", epsilon=0.1, sigma=0.5
+            classifier="resnet", denoiser="ddpm", method="gradcam", condition="denoised", epsilon=0.1, sigma=0.5
         ),
     ]
     table = attention_shift_table(pd.concat(rows, ignore_index=True)).set_index("condition")

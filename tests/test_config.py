@@ -169,6 +169,29 @@ BAD = {
         set_key(["classifiers", "resnet", "feature_denoising"], {"stages": [5]}),
         ["'classifiers.resnet.feature_denoising.stages[0]'"],
     ),
+    "multi-scale p0 below one half": (set_key(["certify", "p0"], 0.4), ["'certify.p0'", "0.4"]),
+    "calibrated unknown base": (
+        set_key(["denoisers", "ddpm-cal", "base"], "ddpm2"),
+        ["'denoisers.ddpm-cal.base'", "'ddpm2'", "ddpm, ddpm-cal"],
+    ),
+    "calibrated unknown classifier": (
+        set_key(["denoisers", "ddpm-cal", "classifier"], "resnet50"),
+        ["'denoisers.ddpm-cal.classifier'", "'resnet50'", "resnet, cbam-resnet"],
+    ),
+    "calibrated on itself": (set_key(["denoisers", "ddpm-cal", "base"], "ddpm-cal"), ["cycle (ddpm-cal -> ddpm-cal)"]),
+    "calibrated bases in a cycle": (
+        lambda c: (
+            c["denoisers"].update(other={"kind": "calibrated", "base": "ddpm-cal", "classifier": "vit"}),
+            set_key(["denoisers", "ddpm-cal", "base"], "other")(c),
+        ),
+        ["'denoisers.ddpm-cal.base'", "cycle (ddpm-cal -> other -> ddpm-cal)"],
+    ),
+    "calibrated without classifier": (
+        lambda c: c["denoisers"]["ddpm-cal"].pop("classifier"),
+        ["'denoisers.ddpm-cal'", "'classifier' is a required property"],
+    ),
+    "calibrated negative steps": (set_key(["denoisers", "ddpm-cal", "steps"], -1), ["'denoisers.ddpm-cal.steps'"]),
+    "calibrated unknown key": (set_key(["denoisers", "ddpm-cal", "epochs"], 3), ["'denoisers.ddpm-cal'", "epochs"]),
     "adversarial fraction above 1": (
         set_key(["classifiers", "resnet", "adversarial_training"], {"fraction": 1.5}),
         ["'classifiers.resnet.adversarial_training.fraction'"],
@@ -229,6 +252,10 @@ GOOD = {
         iterations={"enabled": False}, adaptive={"enabled": False}, attention={"enabled": False}
     ),
     "cosine schedule": set_key(["denoisers", "ddpm", "beta_schedule"], "squaredcos_cap_v2"),
+    "calibrated zero steps, own sigmas": lambda c: c["denoisers"]["ddpm-cal"].update(steps=0, sigmas=[0.3]),
+    "calibrated on a calibrated base": lambda c: c["denoisers"].update(
+        twice={"kind": "calibrated", "base": "ddpm-cal", "classifier": "vit"}
+    ),
 }
 
 

@@ -42,20 +42,22 @@ def test_adding_a_sigma_plans_only_its_jobs_and_the_aggregates(finished_run):
     jobs = planned(finished_run, *overlay(finished_run, "more-sigmas.yaml", {"sigmas": [0.25, 0.5, 0.75]}))
     # every job with a sigma is one of the new sigma's
     assert {w["sigma"] for _, w in jobs if "sigma" in w} == {"0.75"}
-    # per new sigma: 2 epsilons x 2 shards x 2 classifiers denoised and classified; clean
-    # certification of 2 shards, the attacked set's of 2 shards per classifier; the adaptive
-    # attack at it; the jobs that sweep every sigma in one (iterations_sweep, transfer_matrix); aggregates
+    # per new sigma and denoiser (ddpm, and ddpm-cal whose own sigmas are pinned): 2 epsilons x
+    # 2 shards x 2 classifiers denoised and classified; clean certification of 2 shards, the
+    # attacked set's of 2 shards per classifier; the adaptive attack at it; the jobs that sweep
+    # every sigma in one (iterations_sweep, transfer_matrix); aggregates. ddpm-cal is analysed
+    # with resnet only, except in the accuracy tables.
     assert counts(jobs) == {
-        "denoise_and_classify": 8,
-        "certify_clean": 2,
-        "certify_adversarial": 4,
-        "adaptive_attack": 2,
-        "iterations_sweep": 2,
-        "transfer_matrix": 2,
-        "accuracy_table": 2,
+        "denoise_and_classify": 8 + 8,
+        "certify_clean": 2 + 2,
+        "certify_adversarial": 4 + 2,
+        "adaptive_attack": 2 + 1,
+        "iterations_sweep": 2 + 1,
+        "transfer_matrix": 2 + 1,
+        "accuracy_table": 2 + 2,
         "accuracy_summary": 1,
         "examples_figure": 1,
-        "certified_table": 2,
+        "certified_table": 2 + 1,
         "adaptive_table": 1,
         "iterations_table": 1,
         "transfer_table": 1,
@@ -63,6 +65,20 @@ def test_adding_a_sigma_plans_only_its_jobs_and_the_aggregates(finished_run):
         "report": 1,
         "all": 1,
     }
+
+
+def test_a_calibration_setting_reruns_only_the_calibrated_denoiser_and_what_follows(finished_run):
+    spec = yaml.safe_load((finished_run / "config.yaml").read_text())["denoisers"]["ddpm-cal"]
+    jobs = planned(
+        finished_run,
+        *overlay(finished_run, "calibration.yaml", {"denoisers": {"ddpm-cal": {**spec, "anti_weight": 0.5}}}),
+    )
+    assert ("calibrate_denoiser", {"dataset": "digits", "denoiser": "ddpm-cal"}) in jobs
+    assert not TRAINING & {rule for rule, _ in jobs}
+    # every job with a denoiser is the calibrated one's; no attack, blur or undefended job
+    assert {w["denoiser"] for _, w in jobs if "denoiser" in w} == {"ddpm-cal"}
+    assert not {"attack", "classify_undefended", "blur_noise", "blur_adversarial"} & {rule for rule, _ in jobs}
+    assert counts(jobs)["denoise_and_classify"] == 16  # with every classifier
 
 
 def test_a_pgd_parameter_reruns_the_attacks_and_what_follows_not_training(finished_run):
@@ -75,7 +91,7 @@ def test_a_pgd_parameter_reruns_the_attacks_and_what_follows_not_training(finish
     )
     assert not TRAINING & set(jobs)
     # every attack (2 classifiers x 2 epsilons x 2 shards) and everything made from its images
-    assert jobs["attack"] == 8 and jobs["denoise_and_classify"] == 16 and jobs["classify_undefended"] == 8
+    assert jobs["attack"] == 8 and jobs["denoise_and_classify"] == 32 and jobs["classify_undefended"] == 8
     assert {"certify_adversarial", "blur_adversarial", "accuracy_table", "report"} <= set(jobs)
 
 

@@ -261,11 +261,49 @@ def test_multiscale_certifies_at_stage_one(order):
         [sigmas[i] for i in order], [counts0[i] for i in order], [counts[i] for i in order], alpha
     )
     assert isinstance(cert, MultiScaleCertificate)
-    pl = ci(900, 1000, alpha / 2)[0]
+    pl = ci(900, 1000, alpha / 3)[0]  # every stage at level alpha / K, K = 3
     assert pl >= 0.5
     assert cert.predict == 3
     assert cert.stage == 1
     assert cert.radius == pytest.approx(1.0 * (norm.ppf(pl) - norm.ppf(0.5)), rel=1e-10)
+
+
+# Two cases worked through Jeong & Shin's definition (n = 10000 per sigma, alpha = 0.001,
+# class 0 first): sigma 1.0 passes (class 0's upper bound is below 0.5), sigma 0.5 certifies
+# class 0 with its own radius 0.5 Phi^-1(pl) = 0.785, capped by sigma 1.0: 1.0 (0 - Phi^-1(u))
+# with u the upper bound of class 1 (3000 -> 0.3167, 3500 -> 0.3673) at level alpha / 3.
+@pytest.mark.parametrize(
+    "top_stage, class1, want", [([4700, 3000, 2300], 3000, 0.477), ([4000, 3500, 2500], 3500, 0.339)]
+)
+def test_multiscale_reproduces_the_cascade_as_defined(top_stage, class1, want):
+    alpha, n = 0.001, 10000
+    sigmas = [0.25, 0.5, 1.0]
+    counts = [np.array([9900, 60, 40]), np.array([9500, 300, 200]), np.array(top_stage)]
+    cert = multiscale_certify(sigmas, [np.array([1, 0, 0])] * 3, counts, alpha)
+    u = ci(class1, n, alpha / 3)[1]
+    assert cert.predict == 0 and cert.stage == 2
+    assert cert.radius == pytest.approx(-norm.ppf(u), rel=1e-10)
+    assert cert.radius == pytest.approx(want, abs=0.001)
+    # the certified class's own upper bound at sigma 1.0 (0.488 and 0.418) caps nothing: taking
+    # it, as dds once did, gives 0.030 and 0.208
+    assert -norm.ppf(ci(top_stage[0], n, alpha / 3)[1]) < cert.radius / 1.5
+
+
+def test_multiscale_levels_add_up_to_alpha():
+    """K stages at alpha / K each: the same counts certify a smaller radius with more stages
+    before them, and one stage alone is Cohen's CERTIFY at alpha (two-sided alpha: one-sided
+    alpha / 2 per bound)."""
+    alpha = 0.01
+    c = np.array([0, 980, 20])
+    alone = multiscale_certify([0.5], [one_hot(1, 3)], [c], alpha)
+    assert alone.radius == pytest.approx(0.5 * norm.ppf(ci(980, 1000, alpha)[0]), rel=1e-10)
+    for stages in (2, 4):
+        sigmas = [0.5] + [1.0 + k for k in range(stages - 1)]
+        counts = [c] + [spread(1000, 3)] * (stages - 1)
+        cert = multiscale_certify(sigmas, [one_hot(1, 3)] * stages, counts, alpha)
+        pl = ci(980, 1000, alpha / stages)[0]
+        assert cert.stage == stages and cert.predict == 1
+        assert cert.radius <= 0.5 * norm.ppf(pl) + 1e-12 < alone.radius
 
 
 def test_multiscale_stage_one_with_other_p0():
@@ -278,13 +316,18 @@ def test_multiscale_stage_one_with_other_p0():
     assert cert.radius == pytest.approx(0.5 * (norm.ppf(pl) - norm.ppf(p0)), rel=1e-10)
     # a lower bound between 0.5 and p0 does not certify
     cert = multiscale_certify([0.5], [one_hot(2)], [np.array([0, 320, 680, 0])], alpha, p0)
-    assert 0.5 < ci(680, 1000, alpha / 2)[0] < p0 <= ci(680, 1000, alpha / 2)[1]
+    assert 0.5 < ci(680, 1000, alpha)[0] < p0 <= ci(680, 1000, alpha)[1]
     assert cert == MultiScaleCertificate(ABSTAIN, 0.0, 1)
 
 
-def test_multiscale_abstains_when_top_class_undecided():
+def test_multiscale_refuses_p0_below_one_half():
+    with pytest.raises(ValueError, match="p0=0.4.*p0 >= 0.5"):
+        multiscale_certify([0.5], [one_hot(2)], [one_hot(2)], 0.01, 0.4)
+
+
+def test_multiscale_abstains_when_selected_class_undecided():
     alpha = 0.001
-    counts = np.array([520, 300, 180])  # top class: pl < 0.5 <= pu
+    counts = np.array([520, 300, 180])  # the selected class: pl < 0.5 <= pu
     pl, pu = ci(520, 1000, alpha / 2)
     assert pl < 0.5 <= pu
     cert = multiscale_certify(
@@ -293,27 +336,39 @@ def test_multiscale_abstains_when_top_class_undecided():
     assert cert == MultiScaleCertificate(ABSTAIN, 0.0, 1)
 
 
-def test_multiscale_abstains_when_another_class_may_reach_p0():
+def test_multiscale_passes_when_only_another_class_is_undecided():
+    """The abstain rule looks at the selected class only: the selection draws pick class 0,
+    class 1 may reach 0.5 at sigma 1.0, and the cascade goes on. Whatever the next stage
+    certifies, the cap of the passed stage then decides: certifying class 1 (the undecided one
+    itself) keeps the next stage's radius; certifying class 0 would be capped by class 1's
+    upper bound >= 0.5 (a cap <= 0: it may already be class 1 at x), so it abstains."""
     alpha = 0.001
-    # the selection draws pick class 0, but class 1 may reach 0.5 at this sigma
-    counts = np.array([100, 480, 420])
+    first = np.array([100, 480, 420])
     assert ci(100, 1000, alpha / 2)[1] < 0.5 <= ci(480, 1000, alpha / 2)[1]
+    own = multiscale_certify([0.5], [np.array([0, 9, 1])], [np.array([0, 1000, 0])], alpha / 2)
     cert = multiscale_certify(
-        [1.0, 0.5], [np.array([9, 1, 0]), np.array([9, 1, 0])], [counts, np.array([1000, 0, 0])], alpha
+        [1.0, 0.5], [np.array([9, 1, 0]), np.array([0, 9, 1])], [first, np.array([0, 1000, 0])], alpha
     )
-    assert cert == MultiScaleCertificate(ABSTAIN, 0.0, 1)
+    assert cert.predict == 1 and cert.stage == 2
+    # class 1's cap uses class 2's upper bound (420), far from 0.5: the own radius is smaller
+    cap = 1.0 * (norm.ppf(0.5) - norm.ppf(ci(420, 1000, alpha / 2)[1]))
+    assert cert.radius == pytest.approx(min(own.radius, cap), rel=1e-10)
+    cert = multiscale_certify(
+        [1.0, 0.5], [np.array([9, 1, 0]), np.array([9, 1, 0])], [first, np.array([1000, 0, 0])], alpha
+    )
+    assert cert == MultiScaleCertificate(ABSTAIN, 0.0, 2)
 
 
 def test_multiscale_abstains_at_later_stage():
     alpha = 0.001
     sigmas = [0.25, 1.0, 0.5]  # stages: 1.0 (1), 0.5 (2), 0.25 (3)
-    counts0 = [one_hot(0), one_hot(0), one_hot(0)]
+    counts0 = [one_hot(0), one_hot(0), one_hot(1)]
     counts = [
         np.array([1000, 0, 0, 0]),  # 0.25: would certify, never reached
         np.array([250, 250, 250, 250]),  # 1.0: passes
         np.array([100, 480, 420, 0]),
-    ]  # 0.5: another class undecided at level alpha/3
-    assert ci(480, 1000, alpha / 3)[1] >= 0.5
+    ]  # 0.5: the selected class 1 is undecided at level alpha/3
+    assert ci(480, 1000, alpha / 3)[0] < 0.5 <= ci(480, 1000, alpha / 3)[1]
     assert multiscale_certify(sigmas, counts0, counts, alpha) == MultiScaleCertificate(ABSTAIN, 0.0, 2)
 
 
@@ -322,18 +377,17 @@ def test_multiscale_passes_then_certifies_with_lowered_radius(alpha):
     p0 = 0.5
     sigmas = [0.25, 0.5, 1.0]
     counts0 = [one_hot(7, 10, 100), one_hot(2, 10, 100), one_hot(7, 10, 100)]
-    c1 = np.array([300, 0, 0, 0, 0, 0, 0, 300, 200, 200])  # sigma 1.0, stage 1: passes
+    c1 = np.array([300, 0, 0, 0, 0, 0, 0, 310, 200, 190])  # sigma 1.0, stage 1: passes
     c2 = np.array([0, 0, 350, 330, 320, 0, 0, 0, 0, 0])  # sigma 0.5, stage 2: passes
     c3 = np.array([0, 0, 0, 0, 0, 0, 0, 990, 10, 0])  # sigma 0.25, stage 3: certifies class 7
     cert = multiscale_certify(sigmas, counts0, [c3, c2, c1], alpha, p0)
 
-    # by hand: u_j is the largest upper bound over the classes at stage j (level alpha/(j+1))
-    u1 = max(ci(int(c), 1000, alpha / 2)[1] for c in c1)
-    u2 = max(ci(int(c), 1000, alpha / 3)[1] for c in c2)
-    assert u1 == ci(300, 1000, alpha / 2)[1] and u2 == ci(350, 1000, alpha / 3)[1]
-    assert u1 < p0 and u2 < p0
-    pl3 = ci(990, 1000, alpha / 4)[0]
-    assert pl3 >= p0
+    # by hand: u_j is the largest upper bound at stage j over the classes other than 7
+    # (class 0's 300 at sigma 1.0, not class 7's own 310), all at level alpha / 3
+    u1 = ci(300, 1000, alpha / 3)[1]
+    u2 = ci(350, 1000, alpha / 3)[1]
+    pl3 = ci(990, 1000, alpha / 3)[0]
+    assert u1 < p0 and u2 < p0 <= pl3
     want = min(
         0.25 * (norm.ppf(pl3) - norm.ppf(p0)), 1.0 * (norm.ppf(p0) - norm.ppf(u1)), 0.5 * (norm.ppf(p0) - norm.ppf(u2))
     )
@@ -344,12 +398,12 @@ def test_multiscale_passes_then_certifies_with_lowered_radius(alpha):
 
 def test_multiscale_radius_capped_by_a_passed_stage():
     alpha, p0 = 0.001, 0.5
-    # stage 1 (sigma 1) passes narrowly (largest upper bound just below 0.5); stage 2 certifies
-    # strongly at sigma 0.5: the passed stage's bound is the smaller one
-    c1 = np.array([400, 350, 250])
+    # stage 1 (sigma 1) passes with class 1 fairly close to 0.5; stage 2 certifies class 0
+    # strongly at sigma 0.5: the passed stage's cap (from class 1) is the smaller radius
+    c1 = np.array([400, 420, 180])
     c2 = np.array([1000, 0, 0])
-    u1 = ci(400, 1000, alpha / 2)[1]
-    pl2 = ci(1000, 1000, alpha / 3)[0]
+    u1 = ci(420, 1000, alpha / 2)[1]
+    pl2 = ci(1000, 1000, alpha / 2)[0]
     assert u1 < p0 <= pl2
     own = 0.5 * (norm.ppf(pl2) - norm.ppf(p0))
     cap = 1.0 * (norm.ppf(p0) - norm.ppf(u1))
@@ -357,10 +411,10 @@ def test_multiscale_radius_capped_by_a_passed_stage():
     cert = multiscale_certify([1.0, 0.5], [np.array([5, 0, 0]), np.array([5, 0, 0])], [c1, c2], alpha, p0)
     assert cert.predict == 0 and cert.stage == 2
     assert cert.radius == pytest.approx(cap, rel=1e-10)
-    # without the first stage the radius is the stage's own
+    # without the first stage the radius is the stage's own, at level alpha
     cert = multiscale_certify([0.5], [np.array([5, 0, 0])], [c2], alpha, p0)
     assert cert.stage == 1
-    assert cert.radius == pytest.approx(0.5 * (norm.ppf(ci(1000, 1000, alpha / 2)[0]) - norm.ppf(p0)), rel=1e-10)
+    assert cert.radius == pytest.approx(0.5 * (norm.ppf(ci(1000, 1000, alpha)[0]) - norm.ppf(p0)), rel=1e-10)
 
 
 def test_multiscale_abstains_with_stage_zero_when_no_stage_decides():
@@ -380,8 +434,6 @@ def test_multiscale_stage_numbers_count_from_the_largest_sigma():
         cert = multiscale_certify(sigmas, counts0, counts, alpha)
         assert cert.stage == stage, target
         assert cert.predict == 6
-        pl = ci(1000, 1000, alpha / (stage + 1))[0]
+        pl = ci(1000, 1000, alpha / 4)[0]
         own = target * (norm.ppf(pl) - norm.ppf(0.5))
         assert cert.radius <= own + 1e-12
-        if stage == 1:
-            assert cert.radius == pytest.approx(own, rel=1e-10)

@@ -39,7 +39,8 @@ def test_tables_have_the_papers_columns_and_plausible_values(finished_run):
     assert "\\toprule" in tex and "Denoised Acc." in tex
     summary = pd.read_parquet(results / "tables" / "accuracy.parquet")
     assert set(summary["classifier"]) == {"resnet", "fd-resnet"}
-    pd.testing.assert_frame_equal(summary[summary["classifier"] == "resnet"].reset_index(drop=True), table)
+    ours = summary[(summary["classifier"] == "resnet") & (summary["denoiser"] == "ddpm")]
+    pd.testing.assert_frame_equal(ours.reset_index(drop=True), table)
 
 
 def test_certificates_in_the_customary_format_and_certified_tables(finished_run):
@@ -68,10 +69,13 @@ def test_blur_majority_and_the_defences_comparison(finished_run):
     assert list(noise["noise_level"]) == [0.0, 0.25] and noise["n"].eq(40).all()
     assert set(blur.loc[blur["source"] == "attack", "epsilon"]) == {0.0, 0.1}
     defences = pd.read_parquet(results / "tables/defences.parquet")
+    # with two denoisers, each diffusion row names its denoiser
     assert set(defences["defence"]) == {
         "none",
-        "diffusion sigma=0.25",
-        "diffusion sigma=0.5",
+        "ddpm diffusion sigma=0.25",
+        "ddpm diffusion sigma=0.5",
+        "ddpm-cal diffusion sigma=0.25",
+        "ddpm-cal diffusion sigma=0.5",
         "blur single",
         "blur majority",
     }
@@ -82,7 +86,13 @@ def test_blur_majority_and_the_defences_comparison(finished_run):
 def test_attack_strength_adaptive_iterations_transfer(finished_run):
     results = finished_run / "results" / "digits"
     adaptive = pd.read_parquet(results / "tables/adaptive.parquet")
-    assert set(adaptive["attack"]) == {"clean", "unaware", "adaptive-single", "adaptive-smoothed"}
+    assert set(adaptive["attack"]) == {
+        "clean",
+        "unaware",
+        "adaptive-single",
+        "adaptive-smoothed",
+        "adaptive-fixed-noise",
+    }
     assert adaptive["n"].eq(25).all() and set(adaptive["sigma"]) == {0.25, 0.5}
     attacked = adaptive[adaptive["attack"] != "clean"]
     assert attacked["linf_max"].le(0.1 + 1e-6).all() and attacked["epsilon"].eq(0.1).all()
@@ -92,7 +102,10 @@ def test_attack_strength_adaptive_iterations_transfer(finished_run):
         shard1 = pd.read_parquet(results / f"predictions/resnet/pgd/eps0.1/ddpm/sigma{sigma}/shard1.parquet")
         first = pd.concat([main, shard1]).head(25)
         row = attacked[
-            (attacked["attack"] == "unaware") & (attacked["sigma"] == sigma) & (attacked["classifier"] == "resnet")
+            (attacked["attack"] == "unaware")
+            & (attacked["sigma"] == sigma)
+            & (attacked["classifier"] == "resnet")
+            & (attacked["denoiser"] == "ddpm")
         ]
         assert row["acc_single"].iloc[0] == pytest.approx(first["correct"].mean())
     assert "\\toprule" in (results / "tables/adaptive.tex").read_text()
@@ -103,12 +116,38 @@ def test_attack_strength_adaptive_iterations_transfer(finished_run):
     assert set(transfer["defence"]) == {"none", "sigma=0.25", "sigma=0.5"} and transfer["n"].eq(40).all()
     # the diagonal without defence is the white-box accuracy of the main table
     main = pd.read_parquet(results / "tables/resnet/pgd/ddpm.parquet").drop_duplicates("epsilon")
-    diagonal = transfer.query("defence == 'none' and source == 'resnet' and target == 'resnet'").sort_values("epsilon")
+    diagonal = transfer.query(
+        "denoiser == 'ddpm' and defence == 'none' and source == 'resnet' and target == 'resnet'"
+    ).sort_values("epsilon")
     assert list(diagonal["accuracy"]) == pytest.approx(list(main.sort_values("epsilon")["pgd_acc"]))
     assert set(transfer["source"]) == set(transfer["target"]) == {"resnet", "fd-resnet"}
     html = (results / "report.html").read_text()
     for title in ("Adaptive attack", "Accuracy against PGD iterations", "Transfer between classifiers"):
         assert title in html
+
+
+def test_a_calibrated_denoiser_is_a_denoiser_like_any_other(finished_run):
+    results = finished_run / "results" / "digits"
+    record = json.loads((results / "denoisers/ddpm-cal.json").read_text())
+    assert record["steps"] == 4
+    _, meta = load_tensors(results / "denoisers/ddpm-cal.safetensors")
+    assert meta["kind"] == "calibrated"
+    # the accuracy tables with every classifier; the defence's analyses with its own only
+    for classifier in ("resnet", "fd-resnet"):
+        table = pd.read_parquet(results / f"tables/{classifier}/pgd/ddpm-cal.parquet")
+        assert set(table["sigma"]) == {0.25, 0.5} and table["n"].eq(40).all()
+    assert (results / "tables/certified/resnet/ddpm-cal.parquet").exists()
+    assert not (results / "tables/certified/fd-resnet/ddpm-cal.parquet").exists()
+    cascade = pd.read_parquet(results / "certify-clean/ddpm-cal/multiscale/resnet.parquet")
+    assert len(cascade) == 30
+    adaptive = pd.read_parquet(results / "tables/adaptive.parquet")
+    assert set(adaptive.loc[adaptive["denoiser"] == "ddpm-cal", "classifier"]) == {"resnet"}
+    iterations = pd.read_parquet(results / "tables/iterations.parquet")
+    assert set(iterations.loc[iterations["denoiser"] == "ddpm-cal", "classifier"]) == {"resnet"}
+    html = (results / "report.html").read_text()
+    assert "Diffusion calibration" in html
+    assert "ddpm-cal (calibrated for resnet) against ddpm: one-draw denoised accuracy" in html
+    assert "resnet: certified accuracy on the clean sample, ddpm → ddpm-cal" in html
 
 
 def test_feature_denoising_classifier_and_attention_maps(finished_run):
@@ -127,7 +166,8 @@ def test_feature_denoising_classifier_and_attention_maps(finished_run):
 def test_every_stage_is_sharded_and_timed(finished_run):
     results = finished_run / "results" / "digits"
     assert len(list((results / "adversarial").rglob("shard*.parquet"))) == 8  # 2 classifiers x 2 epsilons x 2 shards
-    assert len(list((results / "denoised").rglob("shard*.parquet"))) == 16  # x 2 sigmas
+    # x 2 sigmas x 2 denoisers (the calibrated one with every classifier too)
+    assert len(list((results / "denoised").rglob("shard*.parquet"))) == 32
     bench = list((results / "benchmarks").rglob("*.tsv"))
     assert len(bench) >= 1 + 2 + 4 + 8 + 4 + 8 + 1
     html = (results / "report.html").read_text()

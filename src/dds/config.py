@@ -127,6 +127,7 @@ def _check_models(config: dict) -> None:
                 f"{key}.pretrained': timm's pretrained heads predict the 1000 ImageNet-1k classes; "
                 f"dataset {dataset['name']!r} has other labels: train the classifier instead"
             )
+    _check_calibrated(config)
     downloads = {}  # checkpoint name -> the first denoiser downloading it, its source and architecture
     for name, spec in config["denoisers"].items():
         if spec["kind"] != "openai":
@@ -142,6 +143,26 @@ def _check_models(config: dict) -> None:
                 "with another url, sha256 or flags; one checkpoint file has one source and one architecture "
                 "(or give one of them a `path`)"
             )
+
+
+def _check_calibrated(config: dict) -> None:
+    """A calibrated denoiser fine-tunes a denoiser of the config, with no cycle of bases, for a classifier of it."""
+    denoisers = config["denoisers"]
+    calibrated = {n: s for n, s in denoisers.items() if s["kind"] == "calibrated"}
+    for name, spec in calibrated.items():
+        for field, what in (("base", "denoisers"), ("classifier", "classifiers")):
+            if spec[field] not in config[what]:
+                raise ConfigError(
+                    f"config key 'denoisers.{name}.{field}': {spec[field]!r} is not one of the config's {what} "
+                    f"({', '.join(config[what])})"
+                )
+    for name in calibrated:
+        key, chain = f"config key 'denoisers.{name}", [name]
+        while denoisers[chain[-1]]["kind"] == "calibrated" and denoisers[chain[-1]]["base"] not in chain:
+            chain.append(denoisers[chain[-1]]["base"])
+        if denoisers[chain[-1]]["kind"] == "calibrated":
+            cycle = " -> ".join([*chain, denoisers[chain[-1]]["base"]])
+            raise ConfigError(f"{key}.base': the bases form a cycle ({cycle}); one must be a ddpm or openai denoiser")
 
 
 # a checkpoint's name is a file name: data/checkpoints/<name>.pt
@@ -269,10 +290,9 @@ def _check_consistency(config: dict) -> None:
                         f"config key '{section}.epsilons': {eps} is not among the epsilons of attack "
                         f"'{spec['attack']}' ({allowed}); {section} uses that attack's examples"
                     )
-    attention = config["attention"]
-    if attention["enabled"]:
-        for sigma in attention.get("sigmas", []):
+    for section in ("adaptive", "attention"):
+        for sigma in config[section].get("sigmas", []) if config[section]["enabled"] else []:
             if sigma not in config["sigmas"]:
                 raise ConfigError(
-                    f"config key 'attention.sigmas': {sigma} is not among the config's sigmas ({config['sigmas']})"
+                    f"config key '{section}.sigmas': {sigma} is not among the config's sigmas ({config['sigmas']})"
                 )

@@ -16,6 +16,8 @@ CLASSIFIER_CHECKPOINT = ROOT + "/classifiers/{classifier}.checkpoint"
 # a trained DDPM, or for an official checkpoint the reference to its verified file
 DENOISER = ROOT + "/denoisers/{denoiser}.safetensors"
 DENOISER_METRICS = ROOT + "/denoisers/{denoiser}.json"
+# the fine-tuning checkpoint of a calibrated denoiser, removed once its weights are written
+DENOISER_CHECKPOINT = ROOT + "/denoisers/{denoiser}.checkpoint"
 ADVERSARIAL = ROOT + "/adversarial/{classifier}/{attack}/eps{epsilon}/shard{shard}.parquet"
 DENOISED = ROOT + "/denoised/{denoiser}/sigma{sigma}/{classifier}/{attack}/eps{epsilon}/shard{shard}.parquet"
 PREDICTIONS_UNDEFENDED = ROOT + "/predictions/{classifier}/{attack}/eps{epsilon}/undefended/shard{shard}.parquet"

@@ -35,12 +35,15 @@ report_benchmarks(
     layout.ADAPTIVE,
     enabled=ADAPTIVE["enabled"],
     attacks=section_attack("adaptive"),
+    sigmas=ADAPTIVE_SIGMAS,
 )
 
 
 rule adaptive_table:
     input:
-        results=all_outputs(layout.ADAPTIVE, attacks=section_attack("adaptive")),
+        results=all_outputs(
+            layout.ADAPTIVE, attacks=section_attack("adaptive"), sigmas=ADAPTIVE_SIGMAS
+        ),
     output:
         table=layout.ADAPTIVE_TABLE,
         tex=layout.ADAPTIVE_TEX,

@@ -19,6 +19,7 @@ rule attention_maps:
         **job_resources("attention_maps", mem_mb=2000, runtime=60, gpu=True),
     params:
         classifier_name=lambda wildcards: wildcards.classifier,
+        denoiser_name=lambda wildcards: wildcards.denoiser,
         spec={**ATTENTION, "num_images": ATTENTION_IMAGES},
         batch_size=batch_size("attention_maps"),
         device=config["device"],

@@ -37,7 +37,9 @@ RESOURCES = config["resources"]
 PRETRAINED = [n for n, s in config["classifiers"].items() if s["pretrained"]]
 TRAINED = [n for n in CLASSIFIERS if n not in PRETRAINED]
 OPENAI = {n: s for n, s in config["denoisers"].items() if s["kind"] == "openai"}
-DDPMS = [n for n in config["denoisers"] if n not in OPENAI]
+# denoisers fine-tuned here for a frozen classifier (diffusion calibration)
+CALIBRATED = {n: s for n, s in config["denoisers"].items() if s["kind"] == "calibrated"}
+DDPMS = [n for n in config["denoisers"] if n not in OPENAI and n not in CALIBRATED]
 # the checkpoints fetch_denoiser downloads, by name (those no denoiser has a `path` for;
 # dds.config checked that each name has one url, sha256 and architecture)
 DOWNLOADS = {s["checkpoint"]: s for s in OPENAI.values() if "path" not in s}
@@ -206,21 +208,49 @@ def get_blur_inputs(wildcards):
     }
 
 
-def all_outputs(pattern, shards=SHARDS, epsilons=None, attacks=None):
+def paired(classifier, denoiser):
+    """Whether the analyses of a defended classifier (certification, attacks that know the
+    defence, transfer, attention) run on (classifier, denoiser): a calibrated denoiser is
+    part of a defence with the classifier it was calibrated for, and is analysed with that
+    one only; the accuracy tables still run it with every classifier (does it help them?).
+    """
+    spec = CALIBRATED.get(denoiser)
+    return spec is None or spec["classifier"] == classifier
+
+
+def all_outputs(
+    pattern,
+    shards=SHARDS,
+    epsilons=None,
+    attacks=None,
+    denoisers=None,
+    every_classifier=False,
+    sigmas=SIGMAS,
+):
     """Every concrete path of a pattern, over the axes it names (epsilons depend on the
-    attack unless given; all attacks unless given)."""
-    axes = dict(
-        dataset=DATASET,
-        classifier=CLASSIFIERS,
-        denoiser=list(config["denoisers"]),
-        sigma=SIGMAS,
-        noise=NOISE_LEVELS,
-        shard=shards,
-    )
+    attack unless given; all attacks, denoisers and sigmas unless given; a calibrated denoiser with
+    its own classifier only, see paired, unless every_classifier)."""
+    axes = dict(dataset=DATASET, sigma=sigmas, noise=NOISE_LEVELS, shard=shards)
+    pairs = [
+        (c, d)
+        for c in CLASSIFIERS
+        for d in (config["denoisers"] if denoisers is None else denoisers)
+        if every_classifier or paired(c, d)
+    ]
     paths = set()
     for attack in config["attacks"] if attacks is None else attacks:
         eps = EPSILONS[attack] if epsilons is None else epsilons
-        paths.update(expand(pattern, attack=attack, epsilon=eps, **axes))
+        for classifier, denoiser in pairs:
+            paths.update(
+                expand(
+                    pattern,
+                    attack=attack,
+                    epsilon=eps,
+                    classifier=classifier,
+                    denoiser=denoiser,
+                    **axes,
+                )
+            )
     return sorted(paths)
 
 
@@ -232,6 +262,7 @@ ADAPTIVE_EPSILONS = [
     layout.num(e) for e in sorted(map(float, ADAPTIVE.get("epsilons", [])))
 ]
 ADAPTIVE_SHARDS = list(range(-(-ADAPTIVE_IMAGES // SHARD_SIZE)))
+ADAPTIVE_SIGMAS = [layout.num(s) for s in ADAPTIVE.get("sigmas", SIGMAS)]
 
 
 def get_unaware_sets(wildcards):
@@ -399,7 +430,7 @@ def get_example_inputs(wildcards):
 
 def get_final_output():
     outputs = [layout.fill(layout.REPORT, dataset=DATASET)]
-    outputs += all_outputs(layout.TABLE_TEX)
+    outputs += all_outputs(layout.TABLE_TEX, every_classifier=True)
     if CERTIFY["enabled"]:
         outputs += all_outputs(layout.CERTIFIED_TEX)
     if BLUR["enabled"]:

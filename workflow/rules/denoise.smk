@@ -28,4 +28,4 @@ rule denoise_and_classify:
         "../scripts/denoise_and_classify.py"
 
 
-report_benchmarks("denoise_and_classify", layout.DENOISED)
+report_benchmarks("denoise_and_classify", layout.DENOISED, every_classifier=True)

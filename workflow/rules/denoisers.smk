@@ -26,7 +26,65 @@ rule train_denoiser:
         "../scripts/train_denoiser.py"
 
 
-report_benchmarks("train_denoiser", layout.DENOISER)
+report_benchmarks(
+    "train_denoiser",
+    layout.DENOISER,
+    denoisers=[*DDPMS, *OPENAI],
+    every_classifier=True,
+)
+
+
+# diffusion calibration: the base denoiser fine-tuned for a frozen classifier; its own
+# benchmark, so the report shows what the calibration costs
+rule calibrate_denoiser:
+    input:
+        train=layout.SAMPLE_TRAIN,
+        base=lambda wildcards: layout.fill(
+            layout.DENOISER,
+            dataset=DATASET,
+            denoiser=CALIBRATED[wildcards.denoiser]["base"],
+        ),
+        classifier=lambda wildcards: layout.fill(
+            layout.CLASSIFIER,
+            dataset=DATASET,
+            classifier=CALIBRATED[wildcards.denoiser]["classifier"],
+        ),
+    output:
+        weights=layout.DENOISER,
+        metrics=layout.DENOISER_METRICS,
+    log:
+        layout.log(layout.DENOISER),
+    benchmark:
+        layout.benchmark(layout.DENOISER_METRICS)
+    wildcard_constraints:
+        denoiser=one_of(CALIBRATED),
+    priority: 90
+    conda:
+        TORCH_ENV
+    threads: job_threads("calibrate_denoiser")
+    resources:
+        **job_resources("calibrate_denoiser", mem_mb=3000, runtime=720, gpu=True),
+    params:
+        name=lambda wildcards: wildcards.denoiser,
+        spec=lambda wildcards: CALIBRATED[wildcards.denoiser],
+        sigmas=lambda wildcards: CALIBRATED[wildcards.denoiser]["sigmas"]
+        or config["sigmas"],
+        seed=config["seed"],
+        device=config["device"],
+        # a checkpoint every spec.checkpoint_every steps, from which a rerun continues
+        checkpoint=lambda wildcards: layout.fill(
+            layout.DENOISER_CHECKPOINT, **wildcards
+        ),
+    script:
+        "../scripts/calibrate_denoiser.py"
+
+
+report_benchmarks(
+    "calibrate_denoiser",
+    layout.DENOISER_METRICS,
+    denoisers=list(CALIBRATED),
+    every_classifier=True,
+)
 
 
 # an improved- or guided-diffusion checkpoint, official or the user's own (its flags in the

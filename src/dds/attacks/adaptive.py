@@ -9,13 +9,20 @@ added noise, the one-shot denoiser and the classifier, with expectation over noi
 Draws are processed `draws_per_pass` at a time and their gradients accumulated, so a large
 EOT count fits in memory; the result equals one pass over all draws (tested). The noise of
 draw k at PGD step s for image idx is seeded by (seed, sigma, s, k, idx): the attack never
-sees the draw the evaluation uses, and no draw depends on the batch or the shard.
+sees the draws the evaluation uses, and no draw depends on the batch or the shard. (The
+fixed-noise diagnostic instead gives its own `noise`: the evaluation's draw at every step.)
+
+With `straight_through` the gradient passes through the clamps inside the defence (the
+denoiser's to [-1, 1], the classifier's after a bicubic resize; dds.clamping), which a plain
+clamp masks on saturated pixels; the forward pass is the same. PGD's own projection to [0,1]
+stays a projection.
 
 The PGD loop follows torchattacks' PGD and PGDL2 step for step (tested against them on the
 undefended model), because those take a model, not a gradient of an expectation.
 """
 
 import logging
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -123,6 +130,16 @@ class Defended(nn.Module):
     def forward(self, x, noise):
         return self.classifier(self.denoiser(x, noise))
 
+    @contextmanager
+    def straight_through(self, on: bool):
+        """Within the block, the denoiser's and the classifier's clamps pass the gradient (`on`) or mask it."""
+        before = self.denoiser.straight_through, self.classifier.straight_through
+        self.denoiser.straight_through = self.classifier.straight_through = on
+        try:
+            yield self
+        finally:
+            self.denoiser.straight_through, self.classifier.straight_through = before
+
 
 def adaptive_attack(
     defended: Defended,
@@ -137,9 +154,14 @@ def adaptive_attack(
     seed: int,
     batch_size: int,
     device,
+    *,
+    straight_through: bool = True,
+    noise=None,
 ) -> torch.Tensor:
     """Adversarial images against the defended pipeline, with the method, steps, step size
-    and random start of the PGD attack `spec` (an iterative method) at radius `epsilon`."""
+    and random start of the PGD attack `spec` (an iterative method) at radius `epsilon`.
+    `noise(idx, shape, step, k)`: the standard normal noise of EOT draw k at PGD step `step`
+    for the images `idx`; by default fresh draws seeded by (seed, sigma, step, k, image)."""
     if spec["method"] not in ITERATIVE:
         raise ValueError(f"the adaptive attack runs PGD ({', '.join(ITERATIVE)}), not {spec['method']!r}")
     defended.eval()
@@ -147,13 +169,17 @@ def adaptive_attack(
         return images.clone()
     sigma = defended.denoiser.sigma
     norm = METHODS[spec["method"]].norm
+    if noise is None:
+
+        def noise(part_idx, shape, step, k):
+            return image_normal(part_idx, shape, seed, "adaptive-eot", float(sigma), step, k)
 
     def attack_batch(start, stop):
         part_idx, x, y = idx[start:stop], images[start:stop].to(device), labels[start:stop].to(device)
 
         def grad_fn(adv, step):
             def noise_fn(k):
-                return image_normal(part_idx, adv.shape[1:], seed, "adaptive-eot", float(sigma), step, k)
+                return noise(part_idx, adv.shape[1:], step, k)
 
             return eot_gradient(defended, adv, y, noise_fn, draws, draws_per_pass, target)
 
@@ -162,4 +188,5 @@ def adaptive_attack(
         log.info("adaptive %s attack eps=%g sigma=%g: %d/%d images", target, epsilon, sigma, stop, len(images))
         return adv
 
-    return torch.cat(in_batches("adaptive attack", len(images), batch_size, attack_batch))
+    with defended.straight_through(straight_through):
+        return torch.cat(in_batches("adaptive attack", len(images), batch_size, attack_batch))

@@ -1,37 +1,90 @@
-"""Loading a denoiser file: a DDPM trained here or the reference to an improved- or
-guided-diffusion checkpoint."""
+"""Loading a denoiser file: a DDPM trained here, the reference to an improved- or
+guided-diffusion checkpoint, or a denoiser calibrated for a classifier (dds.diffusion.calibration),
+which holds its own weights."""
 
 import json
 import logging
 
+import torch
+from torch import nn
+
+from dds.io import DataFileError, load_tensors, save_tensors
+
 log = logging.getLogger(__name__)
 
+# a calibrated file's network: its base's architecture, and the metadata key that rebuilds it
+# (the UNet config save_ddpm stores, or the spec openai_denoiser resolved)
+ARCHITECTURES = {"ddpm": "unet_config", "openai": "spec"}
 
-def load_denoiser(denoiser_path, sigma: float, device, run=None):
-    """The one-shot denoiser at `sigma` from a denoiser file: a DDPM trained here, or the
-    reference to an improved- or guided-diffusion checkpoint (whose sha256 is verified at every load). `run`
-    (dds.evaluation.inference.Inference) prepares its network for inference; without it the denoiser
-    stays differentiable (the adaptive attack)."""
-    from dds.diffusion.one_shot import OneShotDenoiser
-    from dds.io import load_tensors
 
-    _, meta = load_tensors(denoiser_path)
-    if meta.get("kind") == "openai":
+def load_eps_model(denoiser_path, device) -> tuple[nn.Module, torch.Tensor, dict]:
+    """(epsilon network in eval mode, alphas_cumprod, architecture) from a denoiser file of any
+    kind, the network differentiable and not prepared for inference. `architecture` is the
+    metadata a calibrated file of this network stores to rebuild it (see save_calibrated)."""
+    tensors, meta = load_tensors(denoiser_path)
+    kind = meta.get("kind")
+    if kind == "openai":
         from dds.diffusion.official import load_openai_checkpoint
 
         if "spec" not in meta:
-            from dds.io import DataFileError
-
             raise DataFileError(
                 f"{denoiser_path}: written by an earlier dds, without the checkpoint's architecture; "
                 "make it again: snakemake --forcerun openai_denoiser"
             )
         spec = json.loads(meta["spec"])  # the architecture and diffusion openai_denoiser resolved
         eps_model, alphas_cumprod = load_openai_checkpoint(meta["path"], spec, meta["sha256"], device)
+        architecture = "openai"
+    elif kind == "calibrated":
+        eps_model, alphas_cumprod = _load_calibrated(denoiser_path, tensors, meta)
+        architecture = meta["architecture"]
     else:
         from dds.diffusion.ddpm import load_ddpm  # diffusers takes seconds to import: only for DDPMs
 
         eps_model, alphas_cumprod = load_ddpm(denoiser_path, device)
+        architecture = "ddpm"
+    key = ARCHITECTURES[architecture]
+    return eps_model.to(device).eval(), alphas_cumprod, {"architecture": architecture, key: meta[key]}
+
+
+def _load_calibrated(path, tensors: dict, meta: dict) -> tuple[nn.Module, torch.Tensor]:
+    """A calibrated file's network, rebuilt from its metadata and loaded strictly."""
+    architecture = meta.get("architecture")
+    if ARCHITECTURES.get(architecture) not in meta or "alphas_cumprod" not in tensors:
+        raise DataFileError(
+            f"{path}: a calibrated denoiser without its architecture metadata or alphas_cumprod tensor; "
+            "make it again: snakemake --forcerun calibrate_denoiser"
+        )
+    state = {k[len("unet.") :]: v for k, v in tensors.items() if k.startswith("unet.")}
+    unexpected = sorted(set(tensors) - {"alphas_cumprod"} - {f"unet.{k}" for k in state})
+    if unexpected:
+        raise DataFileError(f"{path}: unexpected tensors {unexpected} in a calibrated denoiser (strict load)")
+    if architecture == "openai":
+        from dds.diffusion.checkpoints import checkpoint_spec
+        from dds.diffusion.official import openai_eps
+
+        return openai_eps(state, checkpoint_spec(json.loads(meta["spec"])), path), tensors["alphas_cumprod"]
+    from dds.diffusion.ddpm import load_ddpm  # the file has save_ddpm's layout: unet.* weights, unet_config
+
+    return load_ddpm(path)
+
+
+def save_calibrated(eps_model: nn.Module, alphas_cumprod: torch.Tensor, architecture: dict, provenance: dict, path):
+    """A calibrated denoiser file: the whole epsilon network's weights (unet.*) and alphas_cumprod,
+    with kind "calibrated", the `architecture` load_eps_model gave for its base, and `provenance`
+    (values that are not strings stored as JSON) in the metadata."""
+    tensors = {**eps_model.state_dict(), "alphas_cumprod": alphas_cumprod.to(torch.float64)}
+    provenance = {k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in provenance.items()}
+    save_tensors(tensors, path, {**provenance, **architecture, "kind": "calibrated"})
+
+
+def load_denoiser(denoiser_path, sigma: float, device, run=None):
+    """The one-shot denoiser at `sigma` from a denoiser file: a DDPM trained here, the reference
+    to an improved- or guided-diffusion checkpoint (whose sha256 is verified at every load), or a
+    calibrated denoiser. `run` (dds.evaluation.inference.Inference) prepares its network for
+    inference; without it the denoiser stays differentiable (the adaptive attack)."""
+    from dds.diffusion.one_shot import OneShotDenoiser
+
+    eps_model, alphas_cumprod, _ = load_eps_model(denoiser_path, device)
     denoiser = OneShotDenoiser(eps_model if run is None else run.prepare(eps_model), alphas_cumprod, sigma)
     log.info("sigma=%g: timestep %d of %d (abar %.5f)", sigma, denoiser.t, len(alphas_cumprod), denoiser.abar)
     return denoiser

@@ -88,9 +88,13 @@ def load_openai_checkpoint(
                 f"corrupt or another checkpoint: replace it with {spec.name}{source(spec)} "
                 "(or correct the expected sha256 if you meant to use this file)"
             )
-    state = read_state_dict(path)
+    return openai_eps(read_state_dict(path), spec, path).to(device).eval(), spec.alphas_cumprod()
+
+
+def openai_eps(state: dict, spec: OpenAICheckpoint, path) -> OpenAIEps:
+    """The epsilon network of `spec` with the UNet weights `state` (read from `path`, named in
+    errors), loaded strictly; on the CPU, in train mode."""
     model = UNetModel(spec.unet)
     check_state_dict(model, state, path, spec)
     model.load_state_dict(state, strict=True)
-    eps = OpenAIEps(model, spec.num_timesteps, spec.rescale_timesteps)
-    return eps.to(device).eval(), spec.alphas_cumprod()
+    return OpenAIEps(model, spec.num_timesteps, spec.rescale_timesteps)

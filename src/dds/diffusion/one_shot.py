@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dds.batching import in_batches
+from dds.clamping import clamp
 from dds.seeding import image_normal
 
 
@@ -30,7 +31,8 @@ def sigma_timestep(alphas_cumprod: torch.Tensor, sigma: float) -> int:
 
 class OneShotDenoiser(nn.Module):
     """x in [0,1] plus standard normal noise n -> one-shot estimate of the clean image in [0,1],
-    resized to `output_size` when given. Differentiable end to end."""
+    resized to `output_size` when given. Differentiable end to end; `straight_through` (set by the
+    adaptive attack only) passes the gradient through the clamp to [-1, 1] (dds.clamping)."""
 
     def __init__(self, eps_model: nn.Module, alphas_cumprod: torch.Tensor, sigma: float, output_size=None):
         super().__init__()
@@ -39,6 +41,7 @@ class OneShotDenoiser(nn.Module):
         self.t = sigma_timestep(alphas_cumprod, sigma)
         self.abar = float(alphas_cumprod[self.t])
         self.output_size = output_size
+        self.straight_through = False
 
     def noisy(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t in the network's space: sqrt(abar) * (2x - 1 + 2 sigma n)."""
@@ -50,7 +53,7 @@ class OneShotDenoiser(nn.Module):
         # networks with learned variance output 2C channels; the first C are epsilon
         eps = self.eps_model(x_t, t)[:, : x.shape[1]]
         x0 = (x_t - (1 - self.abar) ** 0.5 * eps) / self.abar**0.5
-        out = (x0.clamp(-1, 1) + 1) / 2
+        out = (clamp(x0, -1, 1, self.straight_through) + 1) / 2
         if self.output_size is not None and tuple(out.shape[-2:]) != tuple(self.output_size):
             out = F.interpolate(out, size=self.output_size, mode="bilinear", align_corners=False)
         return out

@@ -1,81 +1,124 @@
-"""The adaptive attack evaluated beside the unaware one (docs/science.md §1.6): each image set
-classified through the defence with the main tables' single noise draw, and by the smoothed
-classifier's PREDICT on fresh draws."""
+"""The adaptive attack evaluated beside the unaware one, the defence scored as the random
+defence it is (docs/science.md §1.6): each image set classified through noise, denoiser and
+classifier with the main tables' noise draw (one draw), and over k fresh draws (per image: the
+share of draws classified right and the majority vote)."""
 
 import logging
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from dds.attacks import adaptive as adaptive_attacks
 from dds.attacks.generate import perturbation_norms
-from dds.diffusion.one_shot import denoise_images
-from dds.evaluation.classify import logits
+from dds.attacks.registry import step_size
+from dds.batching import in_batches
+from dds.diffusion.one_shot import image_noise
 from dds.io import ImageSet
-from dds.seeding import derive_seed
-from dds.smoothing.bounds import predict
-from dds.smoothing.sampling import sample_counts
+from dds.seeding import derive_seed, image_normal
 
 log = logging.getLogger(__name__)
 
+FIXED_NOISE = "adaptive-fixed-noise"
+MASKED = "adaptive-single-masked"
+# the settings each row records, NA where one does not apply (the clean images' attack, the
+# unaware attack's EOT draws and clamps: it is made on the bare classifier)
+SETTINGS = {
+    "t_star": "Int64",
+    "eval_draws": "Int64",
+    "steps": "Int64",
+    "step_size": "float64",
+    "eot_draws": "Int64",
+    "straight_through": "boolean",
+}
+
+
+def evaluation_noise(idx: torch.Tensor, shape, seed: int, sigma: float, draw: int) -> torch.Tensor:
+    """Standard normal noise of evaluation draw `draw`, seeded by (seed, sigma, draw, image
+    index): neither the denoise stage's draw nor any the attack uses, and independent of batching."""
+    return image_normal(idx, shape, seed, "adaptive-eval", float(sigma), draw)
+
 
 @torch.inference_mode()
+def defended_classes(defended, data: ImageSet, noise, batch_size: int, device) -> torch.Tensor:
+    """The class `defended` gives each image of `data` with the noise `noise(idx, shape)`."""
+
+    def step(start, stop):
+        part = data.subset(start, stop)
+        z = defended(part.images.to(device), noise(part.idx, part.images.shape[1:]).to(device))
+        return z.argmax(1).cpu()
+
+    return torch.cat(in_batches("adaptive evaluation", len(data), batch_size, step))
+
+
+def majority(preds: np.ndarray) -> np.ndarray:
+    """Per column of `preds` ([draws, images] classes), the class most draws give; a tie goes
+    to the lowest of the tied classes."""
+    return np.array([np.bincount(column).argmax() for column in preds.T], dtype=np.int64)
+
+
 def defended_predictions(
-    model: nn.Module,
-    denoiser,
+    defended,
     clean: ImageSet,
     images: torch.Tensor,
     kind: str,
     epsilon: float,
-    spec: dict,
+    draws: int,
     seed: int,
     batch_size: int,
     device,
 ) -> pd.DataFrame:
-    """One row per image of `clean` as `images` (attacked by `kind` at `epsilon`): the
-    single-draw prediction through denoiser and classifier (the denoise stage's noise draw), the
-    smoothed classifier's PREDICT on `spec["vote_draws"]` fresh draws at level `spec["alpha"]`,
-    and the perturbation's norms."""
+    """One row per image of `clean` as `images` (attacked by `kind` at `epsilon`): the class
+    with the denoise stage's noise draw (pred_single), over `draws` fresh draws
+    (evaluation_noise) the draws classified right (correct_draws, one flag per draw, and
+    their share frac_correct) and the majority vote (pred_majority), and the perturbation's norms."""
     data = ImageSet(clean.idx, clean.labels, images)
-    single = logits(model, denoise_images(denoiser, data, seed, batch_size, device), batch_size, device).argmax(1)
-    smoothed = [
-        predict(
-            sample_counts(
-                denoiser,
-                {"m": model},
-                data.images[i],
-                int(data.idx[i]),
-                spec["vote_draws"],
-                "adaptive-vote",
-                seed,
-                batch_size,
-                device,
-            )["m"],
-            spec["alpha"],
-        )
-        for i in range(len(data))
-    ]
+    sigma = defended.denoiser.sigma
+    single = defended_classes(defended, data, lambda i, shape: image_noise(i, shape, seed, sigma), batch_size, device)
+    per_draw = np.stack(
+        [
+            defended_classes(
+                defended, data, lambda i, shape, d=d: evaluation_noise(i, shape, seed, sigma, d), batch_size, device
+            ).numpy()
+            for d in range(draws)
+        ]
+    )
+    labels = clean.labels.numpy()
+    right, vote = per_draw == labels, majority(per_draw)
     linf, l2 = perturbation_norms(clean.images, images)
     return pd.DataFrame(
         {
             "idx": clean.idx.numpy(),
-            "label": clean.labels.numpy(),
+            "label": labels,
             "epsilon": float(epsilon),
             "attack": kind,
             "pred_single": single.numpy(),
             "correct_single": (single == clean.labels).numpy(),
-            "pred_smoothed": np.asarray(smoothed, dtype=np.int64),
-            "correct_smoothed": np.asarray(smoothed) == clean.labels.numpy(),
+            "correct_draws": list(right.T),
+            "frac_correct": right.mean(0),
+            "pred_majority": vote,
+            "correct_majority": vote == labels,
             "linf": linf.numpy(),
             "l2": l2.numpy(),
         }
     )
 
 
+def variants(spec: dict) -> list[tuple[str, str, bool, bool]]:
+    """(kind, target, straight-through, fixed noise) of each adaptive attack `spec` asks for:
+    each target; with compare_masked, the single target with masked gradients; with
+    fixed_noise, the diagnostic against the single target with the evaluation's own draw."""
+    through = spec["straight_through"]
+    out = [(f"adaptive-{target}", target, through, False) for target in spec["targets"]]
+    if spec["compare_masked"] and through:
+        out.append((MASKED, "single", False, False))
+    if spec["fixed_noise"]:
+        out.append((FIXED_NOISE, "single", through, True))
+    return out
+
+
 def adaptive_evaluation(
-    model: nn.Module,
+    model,
     denoiser,
     clean: ImageSet,
     unaware: dict,
@@ -86,26 +129,36 @@ def adaptive_evaluation(
     batch_size: int,
     device,
 ) -> pd.DataFrame:
-    """The adaptive (EOT) attack of `attack_spec` through noise, `denoiser` and `model`, for each
-    target of `spec` and each epsilon of `unaware` (epsilon -> the unaware PGD images of `clean`),
-    evaluated (defended_predictions) beside the clean and the unaware images. `names`: the
+    """The adaptive (EOT) attacks of `spec` (variants) with the PGD of `attack_spec` through
+    noise, `denoiser` and `model`, at each epsilon of `unaware` (epsilon -> the unaware PGD
+    images of `clean`), evaluated (defended_predictions) beside the clean and the unaware
+    images, each row with the defence's and the attack's settings (SETTINGS). `names`: the
     classifier and attack (the attack's seed) and denoiser (table columns)."""
-    sigma = denoiser.sigma
-    defended = adaptive_attacks.Defended(denoiser, model).to(device)
-    frames = [defended_predictions(model, denoiser, clean, clean.images, "clean", 0.0, spec, seed, batch_size, device)]
+    sigma, draws = denoiser.sigma, spec["eval_draws"]
+    defended = adaptive_attacks.Defended(denoiser, model).to(device).eval()
+
+    def evaluate(images, kind, eps, steps=None, step=None, eot=None, through=None):
+        rows = defended_predictions(defended, clean, images, kind, eps, draws, seed, batch_size, device)
+        return rows.assign(
+            t_star=denoiser.t, eval_draws=draws, steps=steps, step_size=step, eot_draws=eot, straight_through=through
+        )
+
+    def fixed(idx, shape, step, k):  # the evaluation's single draw at every step
+        return image_noise(idx, shape, seed, sigma)
+
+    frames = [evaluate(clean.images, "clean", 0.0)]
     for eps in sorted(unaware):
         if not torch.equal(unaware[eps].idx, clean.idx):
             raise ValueError(
                 f"the unaware adversarial set at epsilon {eps} does not hold the first {len(clean)} "
                 "evaluation images in order; delete it and rerun the attack rule"
             )
-        frames.append(
-            defended_predictions(
-                model, denoiser, clean, unaware[eps].images, "unaware", eps, spec, seed, batch_size, device
-            )
-        )
+        pgd = {"steps": attack_spec["steps"], "step": step_size(attack_spec, eps)}
+        frames.append(evaluate(unaware[eps].images, "unaware", eps, **pgd))
         unaware_acc = frames[-1]["correct_single"].mean()
-        for target in spec["targets"]:
+        for kind, target, through, fixed_noise in variants(spec):
+            eot = 1 if fixed_noise else spec["eot_draws"]
+            per_pass = min(eot, spec["draws_per_pass"])
             adv = adaptive_attacks.adaptive_attack(
                 defended,
                 attack_spec,
@@ -114,25 +167,26 @@ def adaptive_evaluation(
                 clean.images,
                 clean.labels,
                 target,
-                spec["eot_draws"],
-                spec["draws_per_pass"],
+                eot,
+                per_pass,
                 derive_seed(seed, "adaptive", names["classifier"], names["attack"], float(eps), target),
-                max(1, batch_size // spec["draws_per_pass"]),
+                max(1, batch_size // per_pass),  # batch_size samples per pass
                 device,
-            )  # batch_size samples per pass
-            frames.append(
-                defended_predictions(
-                    model, denoiser, clean, adv, f"adaptive-{target}", eps, spec, seed, batch_size, device
-                )
+                straight_through=through,
+                noise=fixed if fixed_noise else None,
             )
+            frames.append(evaluate(adv, kind, eps, **pgd, eot=eot, through=through))
             log.info(
-                "eps=%g sigma=%g: single-draw accuracy unaware %.4f, adaptive (%s target) %.4f",
+                "eps=%g sigma=%g %s: one-draw accuracy %.4f (unaware %.4f), mean over %d draws %.4f",
                 eps,
                 sigma,
-                unaware_acc,
-                target,
+                kind,
                 frames[-1]["correct_single"].mean(),
+                unaware_acc,
+                draws,
+                frames[-1]["frac_correct"].mean(),
             )
-    return pd.concat(frames, ignore_index=True).assign(
+    table = pd.concat(frames, ignore_index=True).astype(SETTINGS)
+    return table.assign(
         classifier=names["classifier"], denoiser=names["denoiser"], attack_name=names["attack"], sigma=float(sigma)
     )

@@ -14,6 +14,7 @@ from torch import nn
 from dds.attacks import registry
 from dds.attacks.generate import attack
 from dds.batching import in_batches
+from dds.clamping import clamp
 from dds.io import DataFileError, ImageSet, load_tensors, save_tensors
 from dds.models import training
 from dds.models.feature_denoising import add_denoising_blocks
@@ -23,14 +24,15 @@ from dds.seeding import derive_seed
 log = logging.getLogger(__name__)
 
 
-def resize_images(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
+def resize_images(x: torch.Tensor, size: int, mode: str, straight_through: bool = False) -> torch.Tensor:
     """[0,1] images resized to size x size, differentiably. Bilinear and bicubic are
     antialiased, which for bicubic is PIL's kernel (a = -0.5), the one timm's preprocessing
-    uses; bicubic overshoots, and is clipped to [0,1] as PIL clips 8-bit images."""
+    uses; bicubic overshoots, and is clipped to [0,1] as PIL clips 8-bit images (with
+    `straight_through`, a clip the gradient passes, dds.clamping)."""
     if mode == "nearest":
         return F.interpolate(x, size=(size, size), mode="nearest")
     out = F.interpolate(x, size=(size, size), mode=mode, align_corners=False, antialias=True)
-    return out.clamp(0, 1) if mode == "bicubic" else out
+    return clamp(out, 0, 1, straight_through) if mode == "bicubic" else out
 
 
 class Normalized(nn.Module):
@@ -41,7 +43,8 @@ class Normalized(nn.Module):
     classification, certification, the adaptive attack) works on images at the dataset's
     size, which is the denoiser's size: the attack perturbs the image the denoiser sees, and
     the classifier, after the denoiser, resizes what it gets, as in the reference pipelines
-    (CIFAR-10 32 -> 224, ImageNet 256 -> 384 for CoAtNet)."""
+    (CIFAR-10 32 -> 224, ImageNet 256 -> 384 for CoAtNet). `straight_through` (set by the
+    adaptive attack only) passes the gradient through the resize's clip."""
 
     def __init__(self, net: nn.Module, mean, std, resize: dict | None = None):
         super().__init__()
@@ -49,6 +52,7 @@ class Normalized(nn.Module):
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         self.resize = dict(resize) if resize else None
+        self.straight_through = False
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.mean.shape[1]:
@@ -57,7 +61,7 @@ class Normalized(nn.Module):
                 f"{tuple(x.shape)}: the images and the classifier come from different datasets"
             )
         if self.resize is not None and tuple(x.shape[-2:]) != (self.resize["size"],) * 2:
-            x = resize_images(x, self.resize["size"], self.resize["mode"])
+            x = resize_images(x, self.resize["size"], self.resize["mode"], self.straight_through)
         return self.net((x - self.mean) / self.std)
 
 

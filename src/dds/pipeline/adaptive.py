@@ -28,7 +28,7 @@ def adaptive_attack(
 ) -> None:
     """The adaptive (EOT) attack of settings `adaptive` at one sigma, on the first `num_images`
     evaluation images, beside the same images' `unaware` PGD examples (shards at each epsilon):
-    one row per (image, epsilon, attack), see dds.evaluation.adaptive."""
+    one row per (image, epsilon, attack kind), see dds.evaluation.adaptive."""
     from dds.device import resolve_device
     from dds.diffusion.loading import load_denoiser
     from dds.evaluation.adaptive import adaptive_evaluation
@@ -50,7 +50,7 @@ def adaptive_attack(
 
 
 def adaptive_table(*, results, table, tex, png, svg, dataset: str) -> None:
-    """The adaptive attack beside the unaware one: table, LaTeX and figure."""
+    """The adaptive attack beside the unaware one: table, LaTeX (the settings in its caption) and figure."""
     from dds.precision import precision_of, with_precision
     from dds.reporting.attack_figures import adaptive_figure
     from dds.reporting.attack_tables import adaptive_table as summarise
@@ -59,8 +59,9 @@ def adaptive_table(*, results, table, tex, png, svg, dataset: str) -> None:
     df = with_precision(summarise(read_tables(results)), precision_of(results))
     write_table(df, table)
     caption = (
-        f"{dataset}: single-draw denoised accuracy under the unaware PGD and under the adaptive attack "
-        "through noise, denoiser and classifier (EOT)"
+        f"{dataset}: denoised accuracy, the defence scored as a random one (one draw, mean and spread over "
+        "k draws, majority vote), clean, under the unaware PGD and under the adaptive attack through noise, "
+        "denoiser and classifier (EOT)"
     )
     write_text(adaptive_latex(df, caption, f"tab:{dataset}-adaptive"), tex)
     adaptive_figure(df, png, svg)

@@ -10,7 +10,17 @@ log = logging.getLogger(__name__)
 
 
 def attention_maps(
-    *, classifier, adversarial, denoised, table, png, classifier_name: str, spec: dict, batch_size: int, device: str
+    *,
+    classifier,
+    adversarial,
+    denoised,
+    table,
+    png,
+    classifier_name: str,
+    denoiser_name: str,
+    spec: dict,
+    batch_size: int,
+    device: str,
 ) -> None:
     """Where the classifier looks on its first `spec["num_images"]` evaluation images: maps
     (Grad-CAM, and CBAM's spatial attention where the model has it) of the clean images
@@ -37,13 +47,14 @@ def attention_maps(
     ]
     per_image, gradcam = attention_under_attack(model, clean, sets, classifier_name, batch_size)
     # the maps in fp32, of images denoised in `inference.precision`
+    per_image = per_image.assign(denoiser=denoiser_name)
     write_table(with_precision(per_image, combined([GRADIENT_PRECISION, precision_of(denoised)])), table)
     attention_grid_figure(clean, sets, gradcam, spec["figure_images"], png)
 
 
 def attention_table(*, maps, table) -> None:
     """How far attention moves under attack and comes back after denoising, per classifier,
-    method, condition, epsilon and sigma."""
+    denoiser, method, condition, epsilon and sigma."""
     from dds.precision import precision_of, with_precision
     from dds.reporting.attack_tables import attention_shift_table
 

@@ -1,5 +1,5 @@
-"""The denoiser rules: train a DDPM here, or fetch and verify an improved- or guided-diffusion
-checkpoint."""
+"""The denoiser rules: train a DDPM here, fetch and verify an improved- or guided-diffusion
+checkpoint, or calibrate a denoiser for a classifier."""
 
 import dataclasses
 import json
@@ -8,10 +8,7 @@ import logging
 import torch
 
 from dds.device import resolve_device
-from dds.io import (
-    read_images,
-    write_json,
-)
+from dds.io import fingerprint, read_images, sha256_file, write_json
 from dds.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -62,7 +59,7 @@ def openai_denoiser(*, checkpoint, weights, metrics, name: str, spec: dict) -> N
     from then on."""
     from dds.diffusion.flags import checkpoint_flags, denoiser_checkpoint
     from dds.diffusion.official import load_openai_checkpoint
-    from dds.io import save_tensors, sha256_file
+    from dds.io import save_tensors
 
     official = denoiser_checkpoint(spec)
     digest = spec["sha256"] or sha256_file(checkpoint)
@@ -91,3 +88,63 @@ def openai_denoiser(*, checkpoint, weights, metrics, name: str, spec: dict) -> N
         record["parameters"],
     )
     write_json(record, metrics)
+
+
+def calibrate_denoiser(
+    *,
+    train,
+    base,
+    classifier,
+    weights,
+    metrics,
+    checkpoint,
+    name: str,
+    spec: dict,
+    sigmas: list,
+    seed: int,
+    device: str,
+) -> None:
+    """Calibrate the base denoiser `base` (a file of any kind) for the frozen classifier
+    `classifier` on the training images (dds.diffusion.calibration), and write the calibrated
+    denoiser with its own weights and its provenance (see dds.diffusion.loading.save_calibrated).
+    `checkpoint` keeps a checkpoint every spec["checkpoint_every"] steps (removed once the weights
+    are written), from which a rerun after an interruption continues."""
+    from dds.diffusion import calibration
+    from dds.diffusion.loading import load_eps_model, save_calibrated
+    from dds.models import training
+    from dds.models.classifiers import load_classifier
+
+    dev = resolve_device(device)
+    train_set = read_images(train)
+    eps_model, alphas_cumprod, architecture = load_eps_model(base, dev)
+    model = load_classifier(classifier, dev)
+    settings = calibration.Settings.from_spec(spec)
+    provenance = {
+        "base": spec["base"],
+        "base_sha256": sha256_file(base),
+        "classifier": spec["classifier"],
+        "classifier_sha256": sha256_file(classifier),
+        "train_sha256": fingerprint(train_set),
+    }
+    record = calibration.calibrate(
+        eps_model,
+        alphas_cumprod,
+        model,
+        train_set,
+        settings,
+        sigmas,
+        derive_seed(seed, "calibrate-denoiser", name),
+        dev,
+        checkpoint_dir=checkpoint,
+        identity=provenance,
+    )
+    calibration_record = {"settings": record["settings"], "sigmas": record["sigmas"], "seed": seed}
+    save_calibrated(
+        eps_model,
+        alphas_cumprod,
+        architecture,
+        {**provenance, "calibration": calibration_record, "steps": record["steps"]},
+        weights,
+    )
+    write_json({"kind": "calibrated", **provenance, **record}, metrics)
+    training.discard_checkpoint(checkpoint)

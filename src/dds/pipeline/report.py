@@ -44,6 +44,8 @@ def report(
     parts = []  # (section, its figures), in the report's order
     if reference is not None:
         parts.append(contents.reference_part(df, reference, config))
+    if any(spec["kind"] == "calibrated" for spec in config["denoisers"].values()):
+        parts.append(contents.calibration_part(df, certified, config))
     if config["certify"]["enabled"]:
         parts.append(contents.certified_part(certified, certified_png, config))
     if config["blur"]["enabled"]:

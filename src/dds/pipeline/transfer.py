@@ -49,13 +49,15 @@ def transfer_matrix(
 
 def transfer_table(*, matrices, table, png, svg) -> None:
     """The transfer results of every source classifier: one table, heat maps per defence and
-    epsilon (of the first attack and denoiser)."""
+    epsilon (of the first attack, and the denoiser run with the most source classifiers: a
+    calibrated one runs with its own classifier only)."""
     from dds.reporting.attack_figures import transfer_figure
     from dds.reporting.attack_tables import transfer_matrix as matrix
 
     df = read_tables(matrices)
     write_table(df, table)
-    first = df[(df["attack"] == df["attack"].iloc[0]) & (df["denoiser"] == df["denoiser"].iloc[0])]
+    widest = df.groupby("denoiser", sort=False)["source"].nunique().idxmax()
+    first = df[(df["attack"] == df["attack"].iloc[0]) & (df["denoiser"] == widest)]
     matrices_by_panel = {
         (d, e): matrix(first, e, d)
         for d, e in first[["defence", "epsilon"]].drop_duplicates().itertuples(index=False)

@@ -18,7 +18,14 @@ SCALE = {
     "cifar10-paper": {
         "smallest": dict(per_class=1, train=10, epsilons=[0.1], sigmas=[0.25], noise=[0.0, 0.25], certify=2, n=16),
         "default": dict(
-            per_class=1, train=10, epsilons=[0.02, 0.1], sigmas=[0.25, 0.5], noise=[0.0, 0.25], certify=2, n=16
+            per_class=1,
+            train=10,
+            epsilons=[0.02, 0.1],
+            sigmas=[0.25, 0.5],
+            noise=[0.0, 0.25],
+            certify=2,
+            n=16,
+            calibrate=True,  # the official checkpoint's UNet calibrated for a classifier
         ),
     },
     "imagenet-paper": {
@@ -74,6 +81,13 @@ def cifar10_overlay(standin: Path, url: str, scale: dict, device: str) -> dict:
             "sha256": sha256_file(standin / f"{checkpoint}.pt"),
         }
     }
+    if scale.get("calibrate"):
+        overlay["denoisers"]["improved-diffusion-cal"] = {
+            "kind": "calibrated",
+            "base": "improved-diffusion",
+            "classifier": next(iter(config["classifiers"])),
+            **{"steps": 2, "batch_size": 2, "draws": 2},
+        }
     # one epoch, in batches that fit a CPU's memory beside the other job (ResNet-50 at 224)
     overlay["classifiers"] = {
         name: {**spec, "epochs": 1, "batch_size": 16} for name, spec in config["classifiers"].items()

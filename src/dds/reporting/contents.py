@@ -4,7 +4,7 @@ Each file's classifier, denoiser, ... comes from its own path (dds.layout.parse)
 
 from dds import layout
 from dds.io import read_json, read_table
-from dds.reporting import paper, sections
+from dds.reporting import calibration, paper, sections
 from dds.reporting.tables import MODEL_COLUMNS
 
 
@@ -69,8 +69,9 @@ def reference_part(summary, reference, config: dict) -> tuple[dict, list]:
 
 def certified_part(tables, pngs, config: dict) -> tuple[dict, list]:
     """The certification section and figures, per classifier and denoiser in config order."""
-    order = [(c, d) for c in config["classifiers"] for d in config["denoisers"]]
     tables = by_keys(tables, layout.CERTIFIED, config, "classifier", "denoiser")
+    # a calibrated denoiser is certified with its own classifier only
+    order = [(c, d) for c in config["classifiers"] for d in config["denoisers"] if (c, d) in tables]
     pngs = by_keys(pngs, layout.CERTIFIED_PNG, config, "classifier", "denoiser")
     section = sections.certified_section({k: read_table(tables[k]) for k in order}, config["certify"])
     figures = [
@@ -120,12 +121,26 @@ def attention_part(table, pngs, config: dict) -> tuple[dict, list]:
     pngs = by_keys(pngs, layout.ATTENTION_PNG, config, "classifier", "denoiser")
     figures = [
         (
-            f"Attention: {c}",
+            f"Attention: {c}" + (f", denoiser {d}" if len(config["denoisers"]) > 1 else ""),
             pngs[(c, d)],
             "Grad-CAM of the true class on the same images clean, attacked at each epsilon and denoised "
             "at each sigma (from the largest epsilon).",
         )
         for c in config["classifiers"]
         for d in config["denoisers"]
+        if (c, d) in pngs  # a calibrated denoiser is mapped with its own classifier only
     ]
     return sections.attention_section(read_table(table)), figures
+
+
+def calibration_part(summary, certified, config: dict) -> tuple[dict, list]:
+    """Each calibrated denoiser against its base: from the accuracy summary and the certified
+    tables of its classifier with both (certification enabled), else accuracy only."""
+    tables = by_keys(certified, layout.CERTIFIED, config, "classifier", "denoiser")
+    calibrated = {n: s for n, s in config["denoisers"].items() if s["kind"] == "calibrated"}
+    pairs = []
+    for name, spec in calibrated.items():
+        mine, theirs = tables.get((spec["classifier"], name)), tables.get((spec["classifier"], spec["base"]))
+        certificates = (read_table(theirs), read_table(mine)) if mine and theirs else (None, None)
+        pairs.append((name, spec["base"], spec["classifier"], *certificates))
+    return calibration.calibration_section(summary, pairs, calibrated), []

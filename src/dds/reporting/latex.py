@@ -8,7 +8,7 @@ import pandas as pd
 from dds.evaluation.blur import SUMMARY_COLUMNS
 from dds.io import require_columns
 from dds.precision import PRECISION, combined
-from dds.reporting.attack_tables import ADAPTIVE_KEYS, adaptive_wide
+from dds.reporting.attack_tables import KINDS, METRICS, adaptive_settings
 from dds.reporting.cells import MISSING_LATEX, cell
 from dds.reporting.tables import MODEL_COLUMNS
 from dds.smoothing.certified import best_over_sigmas
@@ -134,17 +134,18 @@ def blur_latex(df: pd.DataFrame, caption: str, label: str) -> str:
 
 
 def adaptive_latex(table: pd.DataFrame, caption: str, label: str) -> str:
-    """Single-draw denoised accuracy under the unaware PGD and under the adaptive attack
-    (each target), per classifier, sigma and epsilon."""
-    wide = adaptive_wide(table[table["attack"] != "clean"], "acc_single")
-    kinds = [c for c in wide.columns if c not in ADAPTIVE_KEYS]
+    """Per classifier, sigma, epsilon and attack kind (an adaptive_table): accuracy with one
+    draw, the mean over the k evaluation draws, its spread over them and the majority vote;
+    the defence's and the attack's settings close the caption."""
     body, previous = [], None
-    for row in wide.to_dict("records"):
-        model = (row["classifier"], row["denoiser"])
-        if previous is not None and model != previous:
+    for row in table.to_dict("records"):
+        block = (row["classifier"], row["denoiser"], row["sigma"])
+        if previous is not None and block != previous:
             body.append(r"\addlinespace")
-        previous = model
-        cells = " & ".join(_cell(row[k]) for k in kinds)
-        body.append(f"{escape(row['classifier'])} & {row['sigma']:g} & {row['epsilon']:g} & {cells} \\\\")
-    header = "Classifier & Sigma & Epsilon & " + " & ".join(escape(k) for k in kinds)
-    return booktabs(_caption(caption, table, "adaptive_latex"), label, "lrr" + "r" * len(kinds), header, body)
+        previous = block
+        kind = escape(KINDS.get(row["attack"], row["attack"]))
+        cells = " & ".join(_cell(row[metric]) for metric in METRICS)
+        body.append(f"{escape(row['classifier'])} & {row['sigma']:g} & {row['epsilon']:g} & {kind} & {cells} \\\\")
+    header = "Classifier & Sigma & Epsilon & Attack & " + " & ".join(escape(m) for m in METRICS.values())
+    text = _caption(f"{caption}. {adaptive_settings(table)}", table, "adaptive_latex")
+    return booktabs(text, label, "lrrl" + "r" * len(METRICS), header, body)

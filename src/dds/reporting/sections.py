@@ -5,7 +5,7 @@ import logging
 import pandas as pd
 
 from dds.reporting import attack_tables
-from dds.reporting.cells import cell
+from dds.reporting.cells import MISSING_HTML, cell
 from dds.reporting.tables import NO_DEFENCE, defence_order
 from dds.smoothing import certified
 
@@ -129,44 +129,55 @@ def iterations_section(table: pd.DataFrame, spec: dict) -> dict:
 
 
 def adaptive_section(table: pd.DataFrame, spec: dict, eval_size: int) -> dict:
-    """Per (classifier, denoiser): one-draw and smoothed accuracy, clean, under the unaware
-    PGD and under the adaptive attack (each target), per sigma and epsilon (`table`: the
-    adaptive table; `spec`: the adaptive settings; `eval_size`: images in the evaluation sample)."""
+    """Per (classifier, denoiser): the accuracies of attack_tables.METRICS clean, under the
+    unaware PGD and under each adaptive attack, per sigma and epsilon, beside the defence's
+    and the attack's settings (`table`: the adaptive table; `spec`: the adaptive settings;
+    `eval_size`: images in the evaluation sample)."""
+
+    def setting(value, text=str) -> str:
+        return MISSING_HTML if pd.isna(value) else text(value)
+
     out = []
     for (c, d), rows in table.groupby(["classifier", "denoiser"], sort=False):
-        for metric, what in (
-            ("acc_single", "one-draw denoised accuracy"),
-            ("acc_smoothed", "smoothed accuracy (PREDICT)"),
-        ):
-            wide = attack_tables.adaptive_wide(rows, metric)
-            clean = wide.groupby("sigma")["clean"].max() if "clean" in wide else None
-            kinds = [k for k in attack_tables.KINDS if k in wide.columns and k != "clean"]
-            attacked = wide[wide["epsilon"] > 0]
-            out.append(
-                make_table(
-                    f"{c}, denoiser {d}: {what}",
-                    ["Sigma", "Epsilon", "clean", *(attack_tables.KINDS[k] for k in kinds)],
+        out.append(
+            make_table(
+                f"{c}, denoiser {d}",
+                [
+                    "Sigma",
+                    "t*",
+                    "Epsilon",
+                    "Attack",
+                    "Steps",
+                    "Step size",
+                    "EOT draws",
+                    "Straight-through",
+                    *attack_tables.METRICS.values(),
+                ],
+                [
                     [
-                        [
-                            f"{r['sigma']:g}",
-                            f"{r['epsilon']:g}",
-                            cell(clean.get(r["sigma"]) if clean is not None else None),
-                            *(cell(r[k]) for k in kinds),
-                        ]
-                        for r in attacked.to_dict("records")
-                    ],
-                )
+                        f"{r['sigma']:g}",
+                        setting(r["t_star"]),
+                        f"{r['epsilon']:g}",
+                        attack_tables.KINDS.get(r["attack"], r["attack"]),
+                        setting(r["steps"]),
+                        setting(r["step_size"], lambda v: f"{v:.4g}"),
+                        setting(r["eot_draws"]),
+                        setting(r["straight_through"], lambda v: "yes" if v else "no"),
+                        *(cell(r[m]) for m in attack_tables.METRICS),
+                    ]
+                    for r in rows.to_dict("records")
+                ],
             )
+        )
     return make_section(
         "Adaptive attack",
-        f"PGD of attack '{spec['attack']}' (same epsilon, steps and step size as the unaware attack) "
-        f"through the noise, the one-shot denoiser and the classifier, expectation over "
-        f"{spec['eot_draws']} noise draws per step; target single: the one-draw defended classifier, "
-        "smoothed: the soft smoothed classifier. Evaluated on the first "
-        f"{min(spec['num_images'], eval_size)} evaluation images with the main "
-        f"tables' noise draw (one draw) and with PREDICT on {spec['vote_draws']} fresh draws "
-        f"(alpha={spec['alpha']:g}; abstentions count as errors). The unaware attack is made on the "
-        "bare classifier.",
+        f"PGD of attack '{spec['attack']}' (same epsilon, steps and step size as the unaware attack, "
+        "which is made on the bare classifier) through the noise, the one-shot denoiser and the "
+        "classifier with expectation over noise draws (EOT); target single: the one-draw defended "
+        "classifier, smoothed: the soft smoothed classifier. Evaluated on the first "
+        f"{min(spec['num_images'], eval_size)} evaluation images, the defence scored as a random one: "
+        "with the main tables' noise draw (one draw), the mean over k fresh draws and its spread, and "
+        f"the majority vote of the k draws (ties to the lowest class). {attack_tables.adaptive_settings(table)}",
         out,
     )
 
@@ -198,12 +209,13 @@ def transfer_section(table: pd.DataFrame) -> dict:
 
 
 def attention_section(table: pd.DataFrame) -> dict:
-    """Per classifier and method: rank correlation and top-k overlap with the clean maps."""
+    """Per classifier, denoiser and method: rank correlation and top-k overlap with the clean maps."""
     out = []
-    for (c, method), rows in table.groupby(["classifier", "method"], sort=False):
+    for (c, d, method), rows in table.groupby(["classifier", "denoiser", "method"], sort=False):
         out.append(
             make_table(
-                f"{c}: {'Grad-CAM' if method == 'gradcam' else 'CBAM spatial attention'} against the clean image's map",
+                f"{c}, denoiser {d}: {'Grad-CAM' if method == 'gradcam' else 'CBAM spatial attention'} against the "
+                "clean image's map",
                 [
                     "Condition",
                     "Epsilon",

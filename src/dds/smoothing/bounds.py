@@ -75,28 +75,37 @@ def multiscale_certify(
 ) -> MultiScaleCertificate:
     """The multi-scale cascade over sigmas taken from the largest down (docs/science.md §1.3).
 
-    At stage k (k = 1..K) the two-sided Clopper-Pearson interval [pl, pu] of the top class
-    (chosen by the selection counts) is taken at level alpha / (k + 1). If pl >= p0 the cascade
-    certifies that class with radius s_k (Phi^-1(pl) - Phi^-1(p0)), lowered so that no
-    larger sigma already passed could have stopped instead: for each such stage j, whose
-    largest class upper bound u_j was below p0, the radius is at most s_j (Phi^-1(p0) - Phi^-1(u_j)).
-    If instead pu >= p0 for the top class or any other class, it abstains (a class might
-    reach p0: undecided). Otherwise it moves to the next smaller sigma. If no stage decides,
-    it abstains.
+    Every stage k of the K takes two-sided Clopper-Pearson intervals of every class at level
+    alpha / K; a stage's decision rests on at most two one-sided bounds (the selected class's
+    lower bound, and the upper bound of the one other class that could reach p0 >= 0.5), each
+    wrong with probability at most alpha / (2K), so the K stages together err with probability
+    at most alpha (union bound). At stage k, with [pl, pu] the interval of the class selected
+    by the selection counts:
+
+    - pl >= p0: certify that class with radius s_k (Phi^-1(pl) - Phi^-1(p0)), capped for each
+      larger sigma s_j already passed by s_j (Phi^-1(p0) - Phi^-1(u_j)), u_j the largest upper
+      bound at stage j among the classes other than the certified one (only another class
+      reaching p0 there changes the output; the certified class reaching it stops there with
+      the same answer). A cap <= 0 means another class may already reach p0 at x: abstain;
+    - else pu >= p0: abstain (the selected class may reach p0: undecided);
+    - else go on to the next smaller sigma. If no stage decides, abstain (stage 0).
     """
+    if p0 < 0.5:
+        raise ValueError(f"p0={p0}: per-class bounds are simultaneous only for p0 >= 0.5")
     order = np.argsort(np.asarray(sigmas, dtype=float))[::-1]
-    bound = np.inf  # the radius allowed by the stages passed so far
+    level = alpha / len(order)
+    passed = []  # (sigma, upper bounds of every class) of the stages passed
     for k, i in enumerate(order, start=1):
-        sigma, counts0, counts = float(sigmas[i]), counts0_by_sigma[i], np.asarray(counts_by_sigma[i])
-        n, top = int(counts.sum()), int(np.argmax(counts0))
-        pl, pu = confidence_interval(int(counts[top]), n, alpha / (k + 1))
-        if pl >= p0:
-            radius = sigma * (norm.ppf(pl) - norm.ppf(p0))
-            return MultiScaleCertificate(top, float(min(radius, bound)), k)
-        # the largest upper bound over all classes (the top class's pu among them)
-        u = max(pu, *(confidence_interval(int(c), n, alpha / (k + 1))[1] for c in counts))
-        if u >= p0:
+        sigma, counts = float(sigmas[i]), np.asarray(counts_by_sigma[i])
+        top = int(np.argmax(counts0_by_sigma[i]))
+        lower, upper = proportion_confint(counts, int(counts.sum()), alpha=level, method="beta")
+        if lower[top] >= p0:
+            caps = [s * (norm.ppf(p0) - norm.ppf(np.delete(u, top).max())) for s, u in passed]
+            if any(cap <= 0 for cap in caps):
+                return MultiScaleCertificate(ABSTAIN, 0.0, k)
+            radius = sigma * (norm.ppf(lower[top]) - norm.ppf(p0))
+            return MultiScaleCertificate(top, float(min([radius, *caps])), k)
+        if upper[top] >= p0:
             return MultiScaleCertificate(ABSTAIN, 0.0, k)
-        # no class can reach p0 at this sigma; how far x may move before one could
-        bound = min(bound, sigma * (norm.ppf(p0) - norm.ppf(u)))
+        passed.append((sigma, np.asarray(upper, dtype=float)))
     return MultiScaleCertificate(ABSTAIN, 0.0, 0)
