@@ -160,6 +160,7 @@ BAD = {
     "empty sigma grid": (set_key(["sigmas"], []), ["'sigmas'"]),
     "attention epsilon not attacked": (set_key(["attention", "epsilons"], [0.3]), ["'attention.epsilons'", "0.3"]),
     "attention sigma not in sigmas": (set_key(["attention", "sigmas"], [0.75]), ["'attention.sigmas'", "0.75"]),
+    "adaptive sigma not in sigmas": (set_key(["adaptive", "sigmas"], [0.75]), ["'adaptive.sigmas'", "0.75"]),
     "attention on unknown attack": (set_key(["attention", "attack"], "cw"), ["'attention.attack'", "'cw'"]),
     "feature denoising unknown variant": (
         set_key(["classifiers", "resnet", "feature_denoising"], {"variant": "gauss"}),
@@ -222,8 +223,9 @@ def without_pgd_sweeps(config):
 
 
 GOOD = {
-    "largest sigma": set_key(["sigmas"], [10]),
-    "integer sigma": set_key(["sigmas"], [1]),
+    # the adaptive attack's sigmas must be among them: all of them
+    "largest sigma": lambda c: (set_key(["sigmas"], [10])(c), c["adaptive"].pop("sigmas")),
+    "integer sigma": lambda c: (set_key(["sigmas"], [1])(c), c["adaptive"].pop("sigmas")),
     "epsilon bounds": lambda c: (
         set_key(["attacks", "pgd", "epsilons"], [0, 1])(c),
         set_key(["certify", "epsilons"], [1])(c),
@@ -235,16 +237,16 @@ GOOD = {
     "name with digits and dash": add_classifier("res-net-2"),
     "absolute step": lambda c: c["attacks"]["pgd"].update(step_size=2 / 255, step_mode="absolute"),
     "L2 epsilon above 1": lambda c: (
-        c["attacks"]["pgd"].update(method="pgd_l2", epsilons=[0.02, 2.0]),
+        c["attacks"]["pgd"].update(method="pgd_l2", epsilons=[0.05, 2.0]),
         set_key(["adaptive", "epsilons"], [2.0])(c),
         set_key(["attention", "epsilons"], [2.0])(c),
     ),
     "FGSM without steps": lambda c: (
-        c.update(attacks={"fgsm": {"method": "fgsm", "epsilons": [0.02]}}),
+        c.update(attacks={"fgsm": {"method": "fgsm", "epsilons": [0.05]}}),
         without_pgd_sweeps(c),
     ),
     "AutoAttack": lambda c: (
-        c.update(attacks={"aa": {"method": "autoattack_linf", "epsilons": [0.02]}}),
+        c.update(attacks={"aa": {"method": "autoattack_linf", "epsilons": [0.05]}}),
         without_pgd_sweeps(c),
     ),
     "adaptive L2 PGD": lambda c: c["attacks"]["pgd"].update(method="pgd_l2"),
