@@ -28,6 +28,7 @@ include: "workflow/rules/iterations.smk"
 include: "workflow/rules/adaptive.smk"
 include: "workflow/rules/transfer.smk"
 include: "workflow/rules/attention.smk"
+include: "workflow/rules/purification.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -170,6 +170,8 @@ TINY = {
             "draws": 2,
             "checkpoint_every": 2,
         },
+        # multi-step purification with ddpm's network, run with resnet only
+        "ddim3": {"kind": "multistep", "base": "ddpm", "sampler": "ddim", "steps": 3, "classifiers": ["resnet"]},
     },
     "attacks": {
         "pgd": {"method": "pgd_linf", "epsilons": [0.1], "steps": 2, "step_size": 2.5, "step_mode": "relative"}
@@ -180,6 +182,7 @@ TINY = {
     "iterations": {"enabled": True, "attack": "pgd", "epsilon": 0.1, "steps": [1, 3], "num_images": 20},
     "adaptive": {
         "enabled": True,
+        "denoisers": ["ddpm", "ddpm-cal"],
         "attack": "pgd",
         "epsilons": [0.1],
         "eot_draws": 2,
@@ -194,6 +197,18 @@ TINY = {
         "sigmas": [0.25],
         "num_images": 10,
         "figure_images": 2,
+    },
+    "purification": {
+        "enabled": True,
+        "denoisers": ["ddpm", "ddim3"],
+        "classifiers": ["resnet"],
+        "sigmas": [0.25],
+        "attack": "pgd",
+        "epsilon": 0.1,
+        "num_images": 6,
+        "eot_draws": 2,
+        "draws_per_pass": 1,
+        "eval_draws": 2,
     },
     "report": {"examples": 3},
 }

@@ -196,6 +196,21 @@ def test_adaptive_attack_sets_straight_through_only_while_it_runs(defended, batc
         assert not defended.denoiser.straight_through and not defended.classifier.straight_through
 
 
+def test_bpda_gradient_is_the_classifiers_at_the_denoised_image(defended, batch):
+    _, x, y = batch
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    denoised = defended.denoiser(x, noise).detach().requires_grad_(True)
+    expected = torch.autograd.grad(F.cross_entropy(defended.classifier(denoised), y), denoised)[0]
+    v = x.clone().requires_grad_(True)
+    with defended.gradient(straight_through=True, bpda=True):
+        out = defended(v, noise)
+        got = torch.autograd.grad(F.cross_entropy(out, y), v)[0]
+    assert torch.equal(out, defended(x, noise))  # the forward pass is the defence's
+    assert torch.allclose(got, expected, atol=1e-7) and not defended.bpda
+    exact = torch.autograd.grad(F.cross_entropy(defended(v, noise), y), v)[0]
+    assert not torch.allclose(exact, expected, atol=1e-4)  # the exact gradient differs
+
+
 # --- the defence scored over k draws (dds.evaluation.adaptive) ---
 
 
@@ -206,6 +221,7 @@ class NoiseClassifier(torch.nn.Module):
         super().__init__()
         self.denoiser = torch.nn.Module()
         self.denoiser.sigma = sigma
+        self.denoiser.noise_shape = tuple
 
     def forward(self, x, noise):
         first = noise.flatten(1)[:, 0]
@@ -246,6 +262,7 @@ class RecordingDenoiser(torch.nn.Module):
     def __init__(self, denoiser):
         super().__init__()
         self.inner, self.sigma, self.t, self.attack_noise = denoiser, denoiser.sigma, denoiser.t, []
+        self.noise_shape = denoiser.noise_shape
 
     @property
     def straight_through(self):
@@ -267,6 +284,7 @@ ADAPTIVE = {
     "draws_per_pass": 2,
     "straight_through": True,
     "compare_masked": True,
+    "compare_bpda": True,
     "fixed_noise": True,
     "eval_draws": 3,
 }
@@ -278,7 +296,7 @@ def test_adaptive_evaluation_rows_and_the_fixed_noise_attack(defended, batch):
     unaware = {0.1: ImageSet(idx, y, (x + 0.05).clamp(0, 1))}
     names = {"classifier": "resnet", "attack": "pgd", "denoiser": "ddpm"}
     recorder = RecordingDenoiser(defended.denoiser)
-    spec = {**ADAPTIVE, "targets": [], "compare_masked": False}  # only the fixed-noise diagnostic is attacked
+    spec = {**ADAPTIVE, "targets": [], "compare_masked": False, "compare_bpda": False}  # only the fixed-noise one
     adaptive_evaluation(defended.classifier, recorder, clean, unaware, SPEC, spec, names, 7, 8, "cpu")
     assert len(recorder.attack_noise) == SPEC["steps"]  # one batch, one draw per step: the evaluation's draw
     for noise in recorder.attack_noise:
@@ -286,11 +304,19 @@ def test_adaptive_evaluation_rows_and_the_fixed_noise_attack(defended, batch):
     table = adaptive_evaluation(
         defended.classifier, defended.denoiser, clean, unaware, SPEC, ADAPTIVE, names, 7, 4, "cpu"
     )
-    kinds = ["clean", "unaware", "adaptive-single", "adaptive-single-masked", "adaptive-fixed-noise"]
+    kinds = [
+        "clean",
+        "unaware",
+        "adaptive-single",
+        "adaptive-single-masked",
+        "adaptive-single-bpda",
+        "adaptive-fixed-noise",
+    ]
     assert list(table["attack"].unique()) == kinds and (table.groupby("attack").size() == len(idx)).all()
     settings = table.groupby("attack", sort=False).first()
-    assert list(settings["eot_draws"].astype("Float64").fillna(0)) == [0, 0, 2, 2, 1]
-    assert list(settings["straight_through"].astype("object").fillna("na")) == ["na", "na", True, False, True]
+    assert list(settings["eot_draws"].astype("Float64").fillna(0)) == [0, 0, 2, 2, 2, 1]
+    assert list(settings["straight_through"].astype("object").fillna("na")) == ["na", "na", True, False, True, True]
+    assert list(settings["bpda"].astype("object").fillna("na")) == ["na", "na", False, False, True, False]
     assert (table["t_star"] == defended.denoiser.t).all() and (table["eval_draws"] == 3).all()
     assert settings.loc["unaware", "step_size"] == pytest.approx(2.5 * 0.1 / 3)
     assert all(len(flags) == 3 for flags in table["correct_draws"])
@@ -310,6 +336,7 @@ def test_config_keys_of_the_adaptive_section():
         "draws_per_pass": 4,
         "straight_through": True,
         "compare_masked": True,
+        "compare_bpda": False,
         "fixed_noise": True,
         "eval_draws": 10,
     }

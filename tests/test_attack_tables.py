@@ -21,13 +21,13 @@ PNG = b"\x89PNG\r\n\x1a\n"
 EVIL = "<script>alert(1)</script>"
 
 
-KIND_SETTINGS = {  # steps, step size, EOT draws, straight-through of each made-up kind (None: not applicable)
-    "clean": (None, None, None, None),
-    "unaware": (5, 0.05, None, None),
-    "adaptive-single": (5, 0.05, 4, True),
-    "adaptive-smoothed": (5, 0.05, 4, True),
-    "adaptive-single-masked": (5, 0.05, 4, False),
-    "adaptive-fixed-noise": (5, 0.05, 1, True),
+KIND_SETTINGS = {  # steps, step size, EOT draws, straight-through, BPDA of each made-up kind (None: not applicable)
+    "clean": (None, None, None, None, None),
+    "unaware": (5, 0.05, None, None, None),
+    "adaptive-single": (5, 0.05, 4, True, False),
+    "adaptive-smoothed": (5, 0.05, 4, True, False),
+    "adaptive-single-masked": (5, 0.05, 4, False, False),
+    "adaptive-fixed-noise": (5, 0.05, 1, True, False),
 }
 
 
@@ -47,7 +47,7 @@ def made_up_adaptive(classifier="resnet", sigma=0.25, n=10):
     frames = []
     for (kind, eps), c in counts.items():
         draws = np.arange(n)[:, None] < np.array([c, c, c + 1, c - 1])
-        steps, step, eot, through = KIND_SETTINGS[kind]
+        steps, step, eot, through, bpda = KIND_SETTINGS[kind]
         frames.append(
             pd.DataFrame(
                 {
@@ -69,6 +69,7 @@ def made_up_adaptive(classifier="resnet", sigma=0.25, n=10):
                     "step_size": step,
                     "eot_draws": eot,
                     "straight_through": through,
+                    "bpda": bpda,
                 }
             ).astype(SETTINGS)
         )

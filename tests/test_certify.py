@@ -79,6 +79,9 @@ class AddNoise(nn.Module):
         self.images = 0
         self.calls = 0
 
+    def noise_shape(self, shape):
+        return tuple(shape)
+
     def forward(self, x, noise):
         self.images += len(x)
         self.calls += 1
@@ -91,7 +94,7 @@ class Counting(nn.Module):
     def __init__(self, denoiser):
         super().__init__()
         self.denoiser = denoiser
-        self.sigma = denoiser.sigma
+        self.sigma, self.noise_shape = denoiser.sigma, denoiser.noise_shape
         self.images = 0
 
     def forward(self, x, noise):

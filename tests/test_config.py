@@ -58,10 +58,14 @@ def test_defaults_fill_removed_keys(config):
         del config[key]
     config["dataset"] = {"name": "digits"}
     config["denoisers"] = {"small": {}}
+    for section in ("certify", "iterations", "adaptive", "transfer", "attention"):
+        del config[section]["denoisers"]
+    del config["purification"]
     del config["attacks"]["pgd"]["random_start"]
     check(config)
+    assert config["certify"]["denoisers"] is None and config["purification"]["enabled"] is False
     assert config["batch_size"] == 256
-    assert config["report"] == {"examples": 6}
+    assert config["report"] == {"examples": 6, "headline_radius": 0.5}
     assert config["dataset"] == {"name": "digits", "image_size": 16, "eval_size": 300, "shard_size": 300}
     small = config["denoisers"]["small"]
     assert small["block_out_channels"] == [32, 64, 64] and small["attention_levels"] == [2]
@@ -193,6 +197,52 @@ BAD = {
     ),
     "calibrated negative steps": (set_key(["denoisers", "ddpm-cal", "steps"], -1), ["'denoisers.ddpm-cal.steps'"]),
     "calibrated unknown key": (set_key(["denoisers", "ddpm-cal", "epochs"], 3), ["'denoisers.ddpm-cal'", "epochs"]),
+    "multistep on a multistep base": (
+        set_key(["denoisers", "ddim20", "base"], "ddim5"),
+        ["'denoisers.ddim20.base'", "'ddim5' is a multistep denoiser"],
+    ),
+    "multistep unknown base": (set_key(["denoisers", "ddim5", "base"], "ddpm2"), ["'denoisers.ddim5.base'", "'ddpm2'"]),
+    "multistep unknown sampler": (
+        set_key(["denoisers", "ddim5", "sampler"], "euler"),
+        ["'denoisers.ddim5.sampler'", "'ddim', 'ddpm'"],
+    ),
+    "multistep zero steps": (set_key(["denoisers", "ddim5", "steps"], 0), ["'denoisers.ddim5.steps'"]),
+    "multistep ddpm with eta": (
+        lambda c: c["denoisers"]["ddim5"].update(sampler="ddpm", eta=0.5),
+        ["'denoisers.ddim5.eta'", "ddpm sampler has none"],
+    ),
+    "multistep unknown classifier": (
+        set_key(["denoisers", "ddim5", "classifiers"], ["vit", "vgg"]),
+        ["'denoisers.ddim5.classifiers'", "'vgg'"],
+    ),
+    "calibrated on a multistep base": (
+        set_key(["denoisers", "ddpm-cal", "base"], "ddim5"),
+        ["'denoisers.ddpm-cal.base'", "multistep"],
+    ),
+    "section on an unknown denoiser": (
+        set_key(["certify", "denoisers"], ["ddpm", "ddim7"]),
+        ["'certify.denoisers'", "'ddim7'"],
+    ),
+    "purification unknown denoiser": (
+        set_key(["purification", "denoisers"], ["ddpm", "ddim7"]),
+        ["'purification.denoisers'", "'ddim7'"],
+    ),
+    "purification epsilon not attacked": (
+        set_key(["purification", "epsilon"], 0.3),
+        ["'purification.epsilon'", "0.3"],
+    ),
+    "purification sigma not in sigmas": (
+        set_key(["purification", "sigmas"], [0.75]),
+        ["'purification.sigmas'", "0.75"],
+    ),
+    "headline radius not certified": (
+        set_key(["report", "headline_radius"], 0.3),
+        ["'report.headline_radius'", "0.3", "certify.radii"],
+    ),
+    "purification without attack": (
+        lambda c: c["purification"].pop("attack"),
+        ["'purification'", "['attack'] not given"],
+    ),
     "adversarial fraction above 1": (
         set_key(["classifiers", "resnet", "adversarial_training"], {"fraction": 1.5}),
         ["'classifiers.resnet.adversarial_training.fraction'"],
@@ -219,18 +269,28 @@ def test_every_problem_is_listed(config):
 
 
 def without_pgd_sweeps(config):
-    config["iterations"]["enabled"] = config["adaptive"]["enabled"] = config["attention"]["enabled"] = False
+    for section in ("iterations", "adaptive", "attention", "purification"):
+        config[section]["enabled"] = False
 
 
 GOOD = {
     # the adaptive attack's sigmas must be among them: all of them
-    "largest sigma": lambda c: (set_key(["sigmas"], [10])(c), c["adaptive"].pop("sigmas")),
-    "integer sigma": lambda c: (set_key(["sigmas"], [1])(c), c["adaptive"].pop("sigmas")),
+    "largest sigma": lambda c: (
+        set_key(["sigmas"], [10])(c),
+        c["adaptive"].pop("sigmas"),
+        c["purification"].pop("sigmas"),
+    ),
+    "integer sigma": lambda c: (
+        set_key(["sigmas"], [1])(c),
+        c["adaptive"].pop("sigmas"),
+        c["purification"].pop("sigmas"),
+    ),
     "epsilon bounds": lambda c: (
         set_key(["attacks", "pgd", "epsilons"], [0, 1])(c),
         set_key(["certify", "epsilons"], [1])(c),
         set_key(["adaptive", "epsilons"], [1])(c),
         set_key(["attention", "epsilons"], [1])(c),
+        set_key(["purification", "epsilon"], 1)(c),
     ),
     "cuda index": set_key(["device"], "cuda:1"),
     "cpu": set_key(["device"], "cpu"),
@@ -240,6 +300,7 @@ GOOD = {
         c["attacks"]["pgd"].update(method="pgd_l2", epsilons=[0.05, 2.0]),
         set_key(["adaptive", "epsilons"], [2.0])(c),
         set_key(["attention", "epsilons"], [2.0])(c),
+        set_key(["purification", "epsilon"], 2.0)(c),
     ),
     "FGSM without steps": lambda c: (
         c.update(attacks={"fgsm": {"method": "fgsm", "epsilons": [0.05]}}),
@@ -258,6 +319,10 @@ GOOD = {
     "calibrated on a calibrated base": lambda c: c["denoisers"].update(
         twice={"kind": "calibrated", "base": "ddpm-cal", "classifier": "vit"}
     ),
+    "multistep ddpm sampler on a calibrated base, every classifier": lambda c: c["denoisers"].update(
+        ancestral={"kind": "multistep", "base": "ddpm-cal", "sampler": "ddpm", "steps": 4}
+    ),
+    "purification off needs no attack": lambda c: c.update(purification={"enabled": False}),
 }
 
 

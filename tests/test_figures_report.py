@@ -2,12 +2,15 @@
 report (dds.reporting.html): what is drawn, what is embedded and escaped, and the errors."""
 
 import base64
+import io
 import math
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from conftest import draw_figures, made_up_accuracy
 from dds.io import DataFileError
@@ -103,11 +106,11 @@ def render(figure_files, config=None, prov=None):
 
 def test_report_escapes_names_config_and_captions(figure_files):
     html = render(figure_files)
-    assert "<script" not in html
+    assert html.count("<script") == 1 and EVIL not in html  # only the page's own sorting script
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
     assert f"<title>dds {escaped}</title>" in html
-    assert f"<caption>{escaped} &mdash; attack pgd, denoiser ddpm (fp32)</caption>" in html  # accuracy table
-    assert f"<caption>{escaped} &mdash; attack pgd (L&infin;)</caption>" in html  # norms table
+    assert f"<summary>{escaped} — attack pgd, denoiser ddpm (fp32)</summary>" in html  # accuracy table
+    assert f"<summary>{escaped} — attack pgd (L∞)</summary>" in html  # norms table
     assert f"- {escaped}" in html  # config YAML
     assert f'<td class="name">{escaped}</td>' in html  # resources
     assert f"caption {escaped}" in html
@@ -115,19 +118,25 @@ def test_report_escapes_names_config_and_captions(figure_files):
 
 def test_report_embeds_every_figure(figure_files):
     html = render(figure_files)
-    embedded = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert [base64.b64decode(data) for data in embedded] == [
-        (figure_files / name).read_bytes() for name in ("acc.png", "cmp.png", "ex.png")
-    ]
+    embedded = re.findall(r'<img src="data:image/(?:png|webp);base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(embedded) == 3
+    for data, name in zip(embedded, ("acc.png", "cmp.png", "ex.png")):  # re-encoded: the same picture
+        shown = Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
+        original = Image.open(figure_files / name).convert("RGB")
+        assert shown.size == original.size
+        assert np.abs(np.asarray(shown, float) - np.asarray(original, float)).mean() < 2
     assert 'src="http' not in html and "<link" not in html  # nothing fetched from elsewhere
 
 
 def test_report_tables_content(figure_files):
     html = render(figure_files)
-    assert html.count('<table class="accuracy">') == 2
-    assert html.count('<table class="norms">') == 2
-    assert "<td>0.25</td><td>0.01</td><td>0.850</td>" in html
-    assert "<td>0.05</td><td>0.05000</td><td>1.5000</td><td>1.0000</td><td>64</td>" in html
+    accuracy = html[html.index('<section id="accuracy">') : html.index('<section id="norms">')]
+    norms = html[html.index('<section id="norms">') : html.index('<section id="models">')]
+    assert accuracy.count('<table class="sortable">') == 2 and norms.count('<table class="sortable">') == 2
+    assert '<td class="name">0.25</td><td>0.01</td><td>0.850</td>' in accuracy
+    assert '<td class="name">0.05</td><td>0.05000</td><td>1.5000</td><td>1.0000</td><td>64</td>' in norms
+    assert accuracy.count('<a href="tables/resnet50/pgd/ddpm.parquet">') == 1
+    assert accuracy.count('<a href="tables/resnet50/pgd/ddpm.tex">') == 1
     assert "<td>120.5</td>" in html and "<td>2048.0</td>" in html
     assert "<td>—</td>" in html  # NaN peak memory shown as a dash
 
@@ -136,7 +145,7 @@ def test_report_flags_norm_above_epsilon(figure_files):
     tables = made_up_tables()
     tables.loc[tables["epsilon"] == 0.05, "linf_max"] = 0.06
     html = render_report(tables, [], made_up_resources(), {}, {}, "t")
-    assert html.count('<span class="bad">no</span>') == 2  # one per classifier
+    assert html.count('<td class="bad">no</td>') == 2  # one per classifier
 
 
 def test_report_checks_l2_attacks_in_l2(figure_files):
@@ -144,7 +153,7 @@ def test_report_checks_l2_attacks_in_l2(figure_files):
     config = {"attacks": {"pgd": {"method": "pgd_l2"}}}
     html = render_report(tables, [], made_up_resources(), config, {}, "t")
     assert "attack pgd (L2)" in html
-    assert html.count('<span class="bad">no</span>') == 2 * (tables["epsilon"].nunique() - 1)
+    assert html.count('<td class="bad">no</td>') == 2 * (tables["epsilon"].nunique() - 1)
 
 
 def test_report_missing_figure_and_columns(figure_files, tmp_path):
@@ -223,16 +232,16 @@ def test_report_lists_each_models_training_record(figure_files):
 
 
 def test_report_renders_further_sections_escaped(figure_files):
+    from dds.reporting.blocks import make_section, make_table
+
     figures = [("Accuracy", figure_files / "acc.png", "c")]
-    section = {
-        "title": "Certification",
-        "caption": f"about {EVIL}",
-        "tables": [{"caption": "resnet", "columns": ["Method", "r=0"], "rows": [["sigma=0.25", "0.950"]]}],
-    }
+    table = make_table("resnet", ["Method", "r=0"], [["sigma=0.25", "0.950"]], [f"{EVIL}.parquet"])
+    section = make_section("certification", "Certification", f"about {EVIL}", [table], [("Cert", figures[0][1], EVIL)])
     html = render_report(made_up_tables(), figures, made_up_resources(), {}, {}, "t", sections=[section])
-    assert '<h2 id="section-1">Certification</h2>' in html
+    assert '<section id="certification">\n<h2>Certification</h2>' in html
+    assert '<a href="#certification">Certification</a>' in html  # in the navigation
     assert '<td class="name">sigma=0.25</td><td>0.950</td>' in html
-    assert "<script" not in html
+    assert html.count("<script") == 1 and EVIL not in html  # only the page's own sorting script
 
 
 def test_report_figures_are_found_by_model_names_with_hyphens():

@@ -56,6 +56,7 @@ def config_with(denoiser: dict, image_size: int, **more) -> dict:
     config = copy.deepcopy(TINY)
     config["dataset"]["image_size"] = image_size
     config["denoisers"] = {"mine": {"kind": "openai", **denoiser}, **more}
+    del config["adaptive"]["denoisers"], config["purification"]  # they name the tiny config's denoisers
     return config
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import TINY, snakemake, workflow_copy
-from dds.io import load_tensors
+from dds.io import load_tensors, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow
@@ -76,6 +76,8 @@ def test_blur_majority_and_the_defences_comparison(finished_run):
         "ddpm diffusion sigma=0.5",
         "ddpm-cal diffusion sigma=0.25",
         "ddpm-cal diffusion sigma=0.5",
+        "ddim3 diffusion sigma=0.25",
+        "ddim3 diffusion sigma=0.5",
         "blur single",
         "blur majority",
     }
@@ -150,6 +152,32 @@ def test_a_calibrated_denoiser_is_a_denoiser_like_any_other(finished_run):
     assert "resnet: certified accuracy on the clean sample, ddpm → ddpm-cal" in html
 
 
+def test_a_multistep_denoiser_and_the_purification_comparison(finished_run):
+    results = finished_run / "results" / "digits"
+    _, meta = load_tensors(results / "denoisers/ddim3.safetensors")
+    assert meta["kind"] == "multistep" and meta["base_sha256"] == sha256_file(results / "denoisers/ddpm.safetensors")
+    # a denoiser like any other, with its own classifiers only
+    table = pd.read_parquet(results / "tables/resnet/pgd/ddim3.parquet")
+    assert set(table["sigma"]) == {0.25, 0.5} and table["n"].eq(40).all()
+    assert not (results / "tables/fd-resnet/pgd/ddim3.parquet").exists()
+    certified = pd.read_parquet(results / "tables/certified/resnet/ddim3.parquet")
+    assert certified["certified_acc"].between(0, 1).all()
+    defences = pd.read_parquet(results / "tables/defences.parquet")
+    assert set(defences.loc[defences["defence"].str.startswith("ddim3"), "classifier"]) == {"resnet"}
+    # the comparison: one-shot and 3 DDIM steps on the same 6 images at the same t*
+    purification = pd.read_parquet(results / "tables/purification.parquet").set_index("denoiser")
+    assert list(purification.index) == ["ddpm", "ddim3"]
+    assert list(purification["sampler"]) == ["one-shot", "ddim"] and list(purification["reverse_steps"]) == [1, 3]
+    assert purification["t_star"].nunique() == 1 and purification["n"].eq(6).all()
+    scores = ["clean", "unaware", "adaptive", "bpda", "cert_r0", "cert_r0.25", "abstain"]
+    assert purification[scores].apply(lambda c: c.between(0, 1)).all().all()
+    # certified and right at r=0.25 implies so at r=0
+    assert (purification["cert_r0.25"] <= purification["cert_r0"]).all()
+    assert (results / "tables/purification.tex").read_text().count("\\\\") >= 2
+    html = (results / "report.html").read_text()
+    assert "Multi-step purification" in html
+
+
 def test_feature_denoising_classifier_and_attention_maps(finished_run):
     results = finished_run / "results" / "digits"
     metrics = json.loads((results / "classifiers/fd-resnet.json").read_text())
@@ -166,8 +194,9 @@ def test_feature_denoising_classifier_and_attention_maps(finished_run):
 def test_every_stage_is_sharded_and_timed(finished_run):
     results = finished_run / "results" / "digits"
     assert len(list((results / "adversarial").rglob("shard*.parquet"))) == 8  # 2 classifiers x 2 epsilons x 2 shards
-    # x 2 sigmas x 2 denoisers (the calibrated one with every classifier too)
-    assert len(list((results / "denoised").rglob("shard*.parquet"))) == 32
+    # x 2 sigmas x 2 denoisers (the calibrated one with every classifier too), and the multistep
+    # one's with resnet only: 2 epsilons x 2 shards x 2 sigmas
+    assert len(list((results / "denoised").rglob("shard*.parquet"))) == 32 + 8
     bench = list((results / "benchmarks").rglob("*.tsv"))
     assert len(bench) >= 1 + 2 + 4 + 8 + 4 + 8 + 1
     html = (results / "report.html").read_text()

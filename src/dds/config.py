@@ -10,12 +10,9 @@ import jsonschema
 import yaml
 
 from dds.attacks.registry import ITERATIVE, METHODS
+from dds.config_rules import ConfigError, check_denoisers, check_headline, check_purification
 from dds.diffusion.checkpoints import CHECKPOINTS, FlagError, OpenAICheckpoint
 from dds.diffusion.flags import denoiser_checkpoint
-
-
-class ConfigError(ValueError):
-    """The config has a value that dds cannot run with."""
 
 
 def _with_defaults(validator_class):
@@ -127,7 +124,7 @@ def _check_models(config: dict) -> None:
                 f"{key}.pretrained': timm's pretrained heads predict the 1000 ImageNet-1k classes; "
                 f"dataset {dataset['name']!r} has other labels: train the classifier instead"
             )
-    _check_calibrated(config)
+    check_denoisers(config)
     downloads = {}  # checkpoint name -> the first denoiser downloading it, its source and architecture
     for name, spec in config["denoisers"].items():
         if spec["kind"] != "openai":
@@ -143,26 +140,6 @@ def _check_models(config: dict) -> None:
                 "with another url, sha256 or flags; one checkpoint file has one source and one architecture "
                 "(or give one of them a `path`)"
             )
-
-
-def _check_calibrated(config: dict) -> None:
-    """A calibrated denoiser fine-tunes a denoiser of the config, with no cycle of bases, for a classifier of it."""
-    denoisers = config["denoisers"]
-    calibrated = {n: s for n, s in denoisers.items() if s["kind"] == "calibrated"}
-    for name, spec in calibrated.items():
-        for field, what in (("base", "denoisers"), ("classifier", "classifiers")):
-            if spec[field] not in config[what]:
-                raise ConfigError(
-                    f"config key 'denoisers.{name}.{field}': {spec[field]!r} is not one of the config's {what} "
-                    f"({', '.join(config[what])})"
-                )
-    for name in calibrated:
-        key, chain = f"config key 'denoisers.{name}", [name]
-        while denoisers[chain[-1]]["kind"] == "calibrated" and denoisers[chain[-1]]["base"] not in chain:
-            chain.append(denoisers[chain[-1]]["base"])
-        if denoisers[chain[-1]]["kind"] == "calibrated":
-            cycle = " -> ".join([*chain, denoisers[chain[-1]]["base"]])
-            raise ConfigError(f"{key}.base': the bases form a cycle ({cycle}); one must be a ddpm or openai denoiser")
 
 
 # a checkpoint's name is a file name: data/checkpoints/<name>.pt
@@ -296,3 +273,5 @@ def _check_consistency(config: dict) -> None:
                 raise ConfigError(
                     f"config key '{section}.sigmas': {sigma} is not among the config's sigmas ({config['sigmas']})"
                 )
+    check_purification(config)
+    check_headline(config)

@@ -36,13 +36,17 @@ report_benchmarks(
     enabled=ADAPTIVE["enabled"],
     attacks=section_attack("adaptive"),
     sigmas=ADAPTIVE_SIGMAS,
+    denoisers=section_denoisers("adaptive"),
 )
 
 
 rule adaptive_table:
     input:
         results=all_outputs(
-            layout.ADAPTIVE, attacks=section_attack("adaptive"), sigmas=ADAPTIVE_SIGMAS
+            layout.ADAPTIVE,
+            attacks=section_attack("adaptive"),
+            sigmas=ADAPTIVE_SIGMAS,
+            denoisers=section_denoisers("adaptive"),
         ),
     output:
         table=layout.ADAPTIVE_TABLE,

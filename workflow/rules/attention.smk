@@ -32,12 +32,17 @@ report_benchmarks(
     layout.ATTENTION,
     enabled=ATTENTION["enabled"],
     attacks=section_attack("attention"),
+    denoisers=section_denoisers("attention"),
 )
 
 
 rule attention_table:
     input:
-        maps=all_outputs(layout.ATTENTION, attacks=section_attack("attention")),
+        maps=all_outputs(
+            layout.ATTENTION,
+            attacks=section_attack("attention"),
+            denoisers=section_denoisers("attention"),
+        ),
     output:
         table=layout.ATTENTION_TABLE,
     log:

@@ -34,6 +34,7 @@ report_benchmarks(
     layout.CERTIFY_CLEAN_JOB,
     enabled=CERTIFY["enabled"],
     shards=CERTIFY_SHARDS,
+    denoisers=section_denoisers("certify"),
 )
 
 
@@ -70,6 +71,7 @@ report_benchmarks(
     enabled=CERTIFY["enabled"],
     shards=CERTIFY_SHARDS,
     epsilons=CERTIFY_EPSILONS,
+    denoisers=section_denoisers("certify"),
 )
 
 
@@ -105,4 +107,9 @@ rule certified_table:
         "../scripts/certified_table.py"
 
 
-report_benchmarks("certified_table", layout.CERTIFIED, enabled=CERTIFY["enabled"])
+report_benchmarks(
+    "certified_table",
+    layout.CERTIFIED,
+    enabled=CERTIFY["enabled"],
+    denoisers=section_denoisers("certify"),
+)

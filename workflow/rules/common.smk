@@ -39,7 +39,9 @@ TRAINED = [n for n in CLASSIFIERS if n not in PRETRAINED]
 OPENAI = {n: s for n, s in config["denoisers"].items() if s["kind"] == "openai"}
 # denoisers fine-tuned here for a frozen classifier (diffusion calibration)
 CALIBRATED = {n: s for n, s in config["denoisers"].items() if s["kind"] == "calibrated"}
-DDPMS = [n for n in config["denoisers"] if n not in OPENAI and n not in CALIBRATED]
+# K reverse diffusion steps with another denoiser's network (multi-step purification)
+MULTISTEP = {n: s for n, s in config["denoisers"].items() if s["kind"] == "multistep"}
+DDPMS = [n for n, s in config["denoisers"].items() if s["kind"] == "ddpm"]
 # the checkpoints fetch_denoiser downloads, by name (those no denoiser has a `path` for;
 # dds.config checked that each name has one url, sha256 and architecture)
 DOWNLOADS = {s["checkpoint"]: s for s in OPENAI.values() if "path" not in s}
@@ -208,14 +210,26 @@ def get_blur_inputs(wildcards):
     }
 
 
-def paired(classifier, denoiser):
+def paired(classifier, denoiser, every_classifier=False):
     """Whether the analyses of a defended classifier (certification, attacks that know the
     defence, transfer, attention) run on (classifier, denoiser): a calibrated denoiser is
     part of a defence with the classifier it was calibrated for, and is analysed with that
-    one only; the accuracy tables still run it with every classifier (does it help them?).
+    one only, though the accuracy tables (`every_classifier`) still run it with every
+    classifier (does it help them?); a multistep denoiser runs with its classifiers only.
     """
-    spec = CALIBRATED.get(denoiser)
-    return spec is None or spec["classifier"] == classifier
+    spec = config["denoisers"][denoiser]
+    if spec["kind"] == "multistep":
+        return spec["classifiers"] is None or classifier in spec["classifiers"]
+    return (
+        every_classifier
+        or spec["kind"] != "calibrated"
+        or spec["classifier"] == classifier
+    )
+
+
+def section_denoisers(section):
+    """The denoisers an analysis section runs on: its `denoisers` list, or every denoiser."""
+    return config[section]["denoisers"] or list(config["denoisers"])
 
 
 def all_outputs(
@@ -229,13 +243,14 @@ def all_outputs(
 ):
     """Every concrete path of a pattern, over the axes it names (epsilons depend on the
     attack unless given; all attacks, denoisers and sigmas unless given; a calibrated denoiser with
-    its own classifier only, see paired, unless every_classifier)."""
+    its own classifier only unless every_classifier, a multistep one with its own, see paired).
+    """
     axes = dict(dataset=DATASET, sigma=sigmas, noise=NOISE_LEVELS, shard=shards)
     pairs = [
         (c, d)
         for c in CLASSIFIERS
         for d in (config["denoisers"] if denoisers is None else denoisers)
-        if every_classifier or paired(c, d)
+        if paired(c, d, every_classifier)
     ]
     paths = set()
     for attack in config["attacks"] if attacks is None else attacks:
@@ -294,6 +309,32 @@ def get_transfer_inputs(wildcards):
         ),
         "classifiers": expand(
             layout.CLASSIFIER, dataset=DATASET, classifier=CLASSIFIERS
+        ),
+    }
+
+
+PURIFICATION = config["purification"]
+PURIFICATION_IMAGES = min(PURIFICATION["num_images"], config["dataset"]["eval_size"])
+PURIFICATION_SHARDS = list(range(-(-PURIFICATION_IMAGES // SHARD_SIZE)))
+PURIFICATION_CLASSIFIERS = PURIFICATION["classifiers"] or CLASSIFIERS
+PURIFICATION_SIGMAS = [
+    layout.num(s) for s in PURIFICATION["sigmas"] or config["sigmas"]
+]
+
+
+def get_purification_inputs(wildcards):
+    """The section's classifiers (in its order) and their unaware PGD shards at its epsilon."""
+    return {
+        "classifiers": expand(
+            layout.CLASSIFIER, dataset=DATASET, classifier=PURIFICATION_CLASSIFIERS
+        ),
+        "unaware": expand(
+            layout.ADVERSARIAL,
+            dataset=DATASET,
+            classifier=PURIFICATION_CLASSIFIERS,
+            attack=PURIFICATION["attack"],
+            epsilon=layout.num(PURIFICATION["epsilon"]),
+            shard=PURIFICATION_SHARDS,
         ),
     }
 
@@ -384,8 +425,9 @@ def get_report_tables(wildcards):
     """The tables and figures of the report's sections, of the sections enabled."""
     tables = {}
     if CERTIFY["enabled"]:
-        tables["certified"] = all_outputs(layout.CERTIFIED)
-        tables["certified_png"] = all_outputs(layout.CERTIFIED_PNG)
+        certified = section_denoisers("certify")
+        tables["certified"] = all_outputs(layout.CERTIFIED, denoisers=certified)
+        tables["certified_png"] = all_outputs(layout.CERTIFIED_PNG, denoisers=certified)
     if BLUR["enabled"]:
         tables["blur"] = all_outputs(layout.BLUR_TABLE)
         tables["defences_png"] = layout.fill(layout.DEFENCES_PNG, dataset=DATASET)
@@ -394,6 +436,7 @@ def get_report_tables(wildcards):
         ("iterations", layout.ITERATIONS_TABLE, layout.ITERATIONS_PNG),
         ("adaptive", layout.ADAPTIVE_TABLE, layout.ADAPTIVE_PNG),
         ("transfer", layout.TRANSFER_TABLE, layout.TRANSFER_PNG),
+        ("purification", layout.PURIFICATION_TABLE, layout.PURIFICATION_PNG),
     ]:
         if config[section]["enabled"]:
             tables[f"{section}_table"] = layout.fill(table, dataset=DATASET)
@@ -401,7 +444,9 @@ def get_report_tables(wildcards):
     if ATTENTION["enabled"]:
         tables["attention_table"] = layout.fill(layout.ATTENTION_TABLE, dataset=DATASET)
         tables["attention_png"] = all_outputs(
-            layout.ATTENTION_PNG, attacks=section_attack("attention")
+            layout.ATTENTION_PNG,
+            attacks=section_attack("attention"),
+            denoisers=section_denoisers("attention"),
         )
     reference = config["report"].get("reference")
     if reference is not None:
@@ -409,11 +454,12 @@ def get_report_tables(wildcards):
     return tables
 
 
-# the examples figure shows the first classifier, attack and denoiser of the config
+# the examples figure shows the first classifier and attack of the config, and the first
+# denoiser that runs with that classifier
 FIRST = {
     "classifier": CLASSIFIERS[0],
     "attack": next(iter(config["attacks"])),
-    "denoiser": next(iter(config["denoisers"])),
+    "denoiser": next(d for d in config["denoisers"] if paired(CLASSIFIERS[0], d, True)),
 }
 
 
@@ -432,11 +478,17 @@ def get_final_output():
     outputs = [layout.fill(layout.REPORT, dataset=DATASET)]
     outputs += all_outputs(layout.TABLE_TEX, every_classifier=True)
     if CERTIFY["enabled"]:
-        outputs += all_outputs(layout.CERTIFIED_TEX)
+        outputs += all_outputs(
+            layout.CERTIFIED_TEX, denoisers=section_denoisers("certify")
+        )
     if BLUR["enabled"]:
         outputs += all_outputs(layout.BLUR_TEX)
-    if config["adaptive"]["enabled"]:
-        outputs.append(layout.fill(layout.ADAPTIVE_TEX, dataset=DATASET))
+    for section, tex in [
+        ("adaptive", layout.ADAPTIVE_TEX),
+        ("purification", layout.PURIFICATION_TEX),
+    ]:
+        if config[section]["enabled"]:
+            outputs.append(layout.fill(tex, dataset=DATASET))
     return outputs
 
 

@@ -134,3 +134,31 @@ rule fetch_denoiser:
         sha256=lambda wildcards: DOWNLOADS[wildcards.checkpoint]["sha256"],
     script:
         "../scripts/fetch_denoiser.py"
+
+
+# multi-step purification: a reference to its base's file (and that file's sha256) with the
+# sampler's settings; changing the base or a setting remakes it and what depends on it
+rule multistep_denoiser:
+    input:
+        base=lambda wildcards: layout.fill(
+            layout.DENOISER,
+            dataset=DATASET,
+            denoiser=MULTISTEP[wildcards.denoiser]["base"],
+        ),
+    output:
+        weights=layout.DENOISER,
+        metrics=layout.DENOISER_METRICS,
+    log:
+        layout.log(layout.DENOISER),
+    wildcard_constraints:
+        denoiser=one_of(MULTISTEP),
+    conda:
+        TORCH_ENV
+    threads: job_threads("multistep_denoiser")
+    resources:
+        **job_resources("multistep_denoiser", mem_mb=500, runtime=10),
+    params:
+        name=lambda wildcards: wildcards.denoiser,
+        spec=lambda wildcards: MULTISTEP[wildcards.denoiser],
+    script:
+        "../scripts/multistep_denoiser.py"

@@ -33,12 +33,17 @@ report_benchmarks(
     layout.ITERATIONS,
     enabled=ITERATIONS["enabled"],
     attacks=section_attack("iterations"),
+    denoisers=section_denoisers("iterations"),
 )
 
 
 rule iterations_table:
     input:
-        sweeps=all_outputs(layout.ITERATIONS, attacks=section_attack("iterations")),
+        sweeps=all_outputs(
+            layout.ITERATIONS,
+            attacks=section_attack("iterations"),
+            denoisers=section_denoisers("iterations"),
+        ),
     output:
         table=layout.ITERATIONS_TABLE,
         png=report(

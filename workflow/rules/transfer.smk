@@ -23,12 +23,17 @@ rule transfer_matrix:
         "../scripts/transfer_matrix.py"
 
 
-report_benchmarks("transfer_matrix", layout.TRANSFER, enabled=TRANSFER["enabled"])
+report_benchmarks(
+    "transfer_matrix",
+    layout.TRANSFER,
+    enabled=TRANSFER["enabled"],
+    denoisers=section_denoisers("transfer"),
+)
 
 
 rule transfer_table:
     input:
-        matrices=all_outputs(layout.TRANSFER),
+        matrices=all_outputs(layout.TRANSFER, denoisers=section_denoisers("transfer")),
     output:
         table=layout.TRANSFER_TABLE,
         png=report(

@@ -13,9 +13,11 @@ sees the draws the evaluation uses, and no draw depends on the batch or the shar
 fixed-noise diagnostic instead gives its own `noise`: the evaluation's draw at every step.)
 
 With `straight_through` the gradient passes through the clamps inside the defence (the
-denoiser's to [-1, 1], the classifier's after a bicubic resize; dds.clamping), which a plain
-clamp masks on saturated pixels; the forward pass is the same. PGD's own projection to [0,1]
-stays a projection.
+denoiser's to [-1, 1], at every reverse step of a multi-step one; the classifier's after a
+bicubic resize; dds.clamping), which a plain clamp masks on saturated pixels; the forward pass
+is the same. PGD's own projection to [0,1] stays a projection. With `bpda` the denoiser's
+backward pass is the identity (BPDA, Athalye et al. 2018): a weaker attack, for comparison with
+the exact gradient (docs/science.md §1.7).
 
 The PGD loop follows torchattacks' PGD and PGDL2 step for step (tested against them on the
 undefended model), because those take a model, not a gradient of an expectation.
@@ -119,6 +121,18 @@ def pgd(
     return adv
 
 
+class _IdentityBackward(torch.autograd.Function):
+    """BPDA: the value of `approximation`, the gradient of `x` (the identity's)."""
+
+    @staticmethod
+    def forward(ctx, x, approximation):
+        return approximation.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
 class Defended(nn.Module):
     """classifier(denoiser(x, noise)): the defended pipeline, differentiable in x."""
 
@@ -126,19 +140,26 @@ class Defended(nn.Module):
         super().__init__()
         self.denoiser = denoiser
         self.classifier = classifier
+        self.bpda = False
 
     def forward(self, x, noise):
-        return self.classifier(self.denoiser(x, noise))
+        denoised = self.denoiser(x, noise)
+        if self.bpda:  # the identity's gradient, resized like the denoiser's output
+            same = x if x.shape == denoised.shape else F.interpolate(x, size=denoised.shape[-2:], mode="bilinear")
+            denoised = _IdentityBackward.apply(same, denoised.detach())
+        return self.classifier(denoised)
 
     @contextmanager
-    def straight_through(self, on: bool):
-        """Within the block, the denoiser's and the classifier's clamps pass the gradient (`on`) or mask it."""
-        before = self.denoiser.straight_through, self.classifier.straight_through
-        self.denoiser.straight_through = self.classifier.straight_through = on
+    def gradient(self, straight_through: bool, bpda: bool = False):
+        """Within the block, the denoiser's and the classifier's clamps pass the gradient
+        (`straight_through`) or mask it, and the denoiser's backward pass is the identity (`bpda`)."""
+        before = self.denoiser.straight_through, self.classifier.straight_through, self.bpda
+        self.denoiser.straight_through = self.classifier.straight_through = straight_through
+        self.bpda = bpda
         try:
             yield self
         finally:
-            self.denoiser.straight_through, self.classifier.straight_through = before
+            self.denoiser.straight_through, self.classifier.straight_through, self.bpda = before
 
 
 def adaptive_attack(
@@ -156,12 +177,14 @@ def adaptive_attack(
     device,
     *,
     straight_through: bool = True,
+    bpda: bool = False,
     noise=None,
 ) -> torch.Tensor:
     """Adversarial images against the defended pipeline, with the method, steps, step size
     and random start of the PGD attack `spec` (an iterative method) at radius `epsilon`.
     `noise(idx, shape, step, k)`: the standard normal noise of EOT draw k at PGD step `step`
-    for the images `idx`; by default fresh draws seeded by (seed, sigma, step, k, image)."""
+    for the images `idx` (`shape`: the denoiser's noise_shape, which holds a multi-step chain's
+    noise too); by default fresh draws seeded by (seed, sigma, step, k, image)."""
     if spec["method"] not in ITERATIVE:
         raise ValueError(f"the adaptive attack runs PGD ({', '.join(ITERATIVE)}), not {spec['method']!r}")
     defended.eval()
@@ -179,7 +202,7 @@ def adaptive_attack(
 
         def grad_fn(adv, step):
             def noise_fn(k):
-                return noise(part_idx, adv.shape[1:], step, k)
+                return noise(part_idx, defended.denoiser.noise_shape(adv.shape[1:]), step, k)
 
             return eot_gradient(defended, adv, y, noise_fn, draws, draws_per_pass, target)
 
@@ -188,5 +211,5 @@ def adaptive_attack(
         log.info("adaptive %s attack eps=%g sigma=%g: %d/%d images", target, epsilon, sigma, stop, len(images))
         return adv
 
-    with defended.straight_through(straight_through):
+    with defended.gradient(straight_through, bpda):
         return torch.cat(in_batches("adaptive attack", len(images), batch_size, attack_batch))

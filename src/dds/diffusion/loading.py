@@ -1,14 +1,16 @@
 """Loading a denoiser file: a DDPM trained here, the reference to an improved- or
-guided-diffusion checkpoint, or a denoiser calibrated for a classifier (dds.diffusion.calibration),
-which holds its own weights."""
+guided-diffusion checkpoint, a denoiser calibrated for a classifier (dds.diffusion.calibration),
+which holds its own weights, or a multi-step denoiser (dds.diffusion.multistep): a reference to
+another denoiser file, whose network runs the reverse chain."""
 
 import json
 import logging
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from dds.io import DataFileError, load_tensors, save_tensors
+from dds.io import DataFileError, load_tensors, save_tensors, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +22,15 @@ ARCHITECTURES = {"ddpm": "unet_config", "openai": "spec"}
 def load_eps_model(denoiser_path, device) -> tuple[nn.Module, torch.Tensor, dict]:
     """(epsilon network in eval mode, alphas_cumprod, architecture) from a denoiser file of any
     kind, the network differentiable and not prepared for inference. `architecture` is the
-    metadata a calibrated file of this network stores to rebuild it (see save_calibrated)."""
-    tensors, meta = load_tensors(denoiser_path)
+    metadata a calibrated file of this network stores to rebuild it (see save_calibrated); a
+    multi-step file gives its base's."""
+    return _eps_model(denoiser_path, *load_tensors(denoiser_path), device)
+
+
+def _eps_model(denoiser_path, tensors: dict, meta: dict, device) -> tuple[nn.Module, torch.Tensor, dict]:
     kind = meta.get("kind")
+    if kind == "multistep":
+        return load_eps_model(_multistep_base(denoiser_path, meta), device)
     if kind == "openai":
         from dds.diffusion.official import load_openai_checkpoint
 
@@ -77,14 +85,57 @@ def save_calibrated(eps_model: nn.Module, alphas_cumprod: torch.Tensor, architec
     save_tensors(tensors, path, {**provenance, **architecture, "kind": "calibrated"})
 
 
+def save_multistep(base_path, spec: dict, path) -> None:
+    """A multi-step denoiser file: no tensors; kind "multistep", the base denoiser file and its
+    sha256, and the spec's sampler, steps and eta (as JSON) in the metadata."""
+    from dds.diffusion.multistep import check_settings
+
+    try:
+        check_settings(spec["sampler"], spec["steps"], spec["eta"])
+    except ValueError as err:
+        raise ValueError(f"denoiser {Path(path).stem!r} ({path}): {err}") from None
+    settings = {key: json.dumps(spec[key]) for key in ("steps", "eta")}
+    meta = {"kind": "multistep", "base": str(base_path), "base_sha256": sha256_file(base_path), **settings}
+    save_tensors({}, path, {**meta, "sampler": spec["sampler"]})
+
+
+def _multistep_base(path, meta: dict) -> str:
+    """The base file of a multi-step denoiser, checked to be the one it was made from."""
+    base = meta.get("base")
+    if base is None or not Path(base).is_file():
+        problem = "is missing"
+    elif sha256_file(base) != meta.get("base_sha256"):
+        problem = "has changed since this file was made"
+    else:
+        return base
+    raise DataFileError(
+        f"{path}: its base denoiser {base} {problem}; make it again: snakemake --forcerun multistep_denoiser"
+    )
+
+
 def load_denoiser(denoiser_path, sigma: float, device, run=None):
-    """The one-shot denoiser at `sigma` from a denoiser file: a DDPM trained here, the reference
-    to an improved- or guided-diffusion checkpoint (whose sha256 is verified at every load), or a
-    calibrated denoiser. `run` (dds.evaluation.inference.Inference) prepares its network for
-    inference; without it the denoiser stays differentiable (the adaptive attack)."""
+    """The denoiser at `sigma` from a denoiser file: the one-shot denoiser of a DDPM trained here,
+    of the reference to an improved- or guided-diffusion checkpoint (whose sha256 is verified at
+    every load) or of a calibrated denoiser, or a multi-step denoiser. `run`
+    (dds.evaluation.inference.Inference) prepares its network for inference; without it the
+    denoiser stays differentiable (the adaptive attack)."""
     from dds.diffusion.one_shot import OneShotDenoiser
 
-    eps_model, alphas_cumprod, _ = load_eps_model(denoiser_path, device)
-    denoiser = OneShotDenoiser(eps_model if run is None else run.prepare(eps_model), alphas_cumprod, sigma)
+    tensors, meta = load_tensors(denoiser_path)
+    eps_model, alphas_cumprod, _ = _eps_model(denoiser_path, tensors, meta, device)
+    if meta.get("kind") != "multistep":
+        denoiser = OneShotDenoiser(eps_model if run is None else run.prepare(eps_model), alphas_cumprod, sigma)
+    else:
+        from dds.diffusion.multistep import MultiStepDenoiser, with_variance
+
+        eps_model = with_variance(eps_model)
+        settings = meta["sampler"], json.loads(meta["steps"]), json.loads(meta["eta"])
+        try:
+            denoiser = MultiStepDenoiser(
+                eps_model if run is None else run.prepare(eps_model), alphas_cumprod, sigma, *settings
+            )
+        except ValueError as err:
+            raise ValueError(f"{denoiser_path}: {err}") from None
+        log.info("%s: %s, reverse steps at timesteps %s", denoiser_path, denoiser.settings(), denoiser.timesteps)
     log.info("sigma=%g: timestep %d of %d (abar %.5f)", sigma, denoiser.t, len(alphas_cumprod), denoiser.abar)
     return denoiser

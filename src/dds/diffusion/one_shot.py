@@ -47,16 +47,31 @@ class OneShotDenoiser(nn.Module):
         """x_t in the network's space: sqrt(abar) * (2x - 1 + 2 sigma n)."""
         return self.abar**0.5 * (2 * x - 1 + 2 * self.sigma * noise)
 
-    def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        x_t = self.noisy(x, noise)
-        t = torch.full((len(x),), self.t, device=x.device, dtype=torch.long)
+    def noise_shape(self, shape) -> tuple:
+        """The per-image shape of the standard normal noise `forward` takes, for images of shape (C, H, W)."""
+        return tuple(shape)
+
+    def settings(self) -> dict:
+        """The sampler's settings, as table columns."""
+        return {"sampler": "one-shot", "reverse_steps": 1, "eta": None, "t_star": self.t}
+
+    def estimate(self, x_t: torch.Tensor, t: int, abar: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(network output, clamped x0 estimate) at timestep t of abar[t] = `abar`."""
+        out = self.eps_model(x_t, torch.full((len(x_t),), t, device=x_t.device, dtype=torch.long))
         # networks with learned variance output 2C channels; the first C are epsilon
-        eps = self.eps_model(x_t, t)[:, : x.shape[1]]
-        x0 = (x_t - (1 - self.abar) ** 0.5 * eps) / self.abar**0.5
-        out = (clamp(x0, -1, 1, self.straight_through) + 1) / 2
+        eps = out[:, : x_t.shape[1]]
+        x0 = (x_t - (1 - abar) ** 0.5 * eps) / abar**0.5
+        return out, clamp(x0, -1, 1, self.straight_through)
+
+    def image(self, x0: torch.Tensor) -> torch.Tensor:
+        """A clean estimate in [-1,1] as an image in [0,1], resized to `output_size`."""
+        out = (x0 + 1) / 2
         if self.output_size is not None and tuple(out.shape[-2:]) != tuple(self.output_size):
             out = F.interpolate(out, size=self.output_size, mode="bilinear", align_corners=False)
         return out
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.image(self.estimate(self.noisy(x, noise), self.t, self.abar)[1])
 
 
 def image_noise(idx: torch.Tensor, shape, seed: int, sigma: float) -> torch.Tensor:
@@ -72,7 +87,7 @@ def denoise_images(denoiser: OneShotDenoiser, data, seed: int, batch_size: int, 
 
     def step(start, stop):
         part = data.subset(start, stop)
-        noise = image_noise(part.idx, part.images.shape[1:], seed, denoiser.sigma)
+        noise = image_noise(part.idx, denoiser.noise_shape(part.images.shape[1:]), seed, denoiser.sigma)
         return denoiser(part.images.to(device), noise.to(device)).cpu()
 
     out = in_batches("denoise", len(data), batch_size, step)

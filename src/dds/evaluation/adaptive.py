@@ -4,6 +4,7 @@ classifier with the main tables' noise draw (one draw), and over k fresh draws (
 share of draws classified right and the majority vote)."""
 
 import logging
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,8 +22,9 @@ log = logging.getLogger(__name__)
 
 FIXED_NOISE = "adaptive-fixed-noise"
 MASKED = "adaptive-single-masked"
+BPDA = "adaptive-single-bpda"
 # the settings each row records, NA where one does not apply (the clean images' attack, the
-# unaware attack's EOT draws and clamps: it is made on the bare classifier)
+# unaware attack's EOT draws, clamps and gradient: it is made on the bare classifier)
 SETTINGS = {
     "t_star": "Int64",
     "eval_draws": "Int64",
@@ -30,7 +32,18 @@ SETTINGS = {
     "step_size": "float64",
     "eot_draws": "Int64",
     "straight_through": "boolean",
+    "bpda": "boolean",
 }
+
+
+class Variant(NamedTuple):
+    """One adaptive attack: its kind (the table's label), target and gradient."""
+
+    kind: str
+    target: str
+    straight_through: bool
+    fixed_noise: bool = False
+    bpda: bool = False
 
 
 def evaluation_noise(idx: torch.Tensor, shape, seed: int, sigma: float, draw: int) -> torch.Tensor:
@@ -45,7 +58,8 @@ def defended_classes(defended, data: ImageSet, noise, batch_size: int, device) -
 
     def step(start, stop):
         part = data.subset(start, stop)
-        z = defended(part.images.to(device), noise(part.idx, part.images.shape[1:]).to(device))
+        shape = defended.denoiser.noise_shape(part.images.shape[1:])
+        z = defended(part.images.to(device), noise(part.idx, shape).to(device))
         return z.argmax(1).cpu()
 
     return torch.cat(in_batches("adaptive evaluation", len(data), batch_size, step))
@@ -104,16 +118,18 @@ def defended_predictions(
     )
 
 
-def variants(spec: dict) -> list[tuple[str, str, bool, bool]]:
-    """(kind, target, straight-through, fixed noise) of each adaptive attack `spec` asks for:
-    each target; with compare_masked, the single target with masked gradients; with
-    fixed_noise, the diagnostic against the single target with the evaluation's own draw."""
+def variants(spec: dict) -> list[Variant]:
+    """The adaptive attacks `spec` asks for: each target; with compare_masked, the single target
+    with masked gradients; with compare_bpda, the single target with BPDA; with fixed_noise, the
+    diagnostic against the single target with the evaluation's own draw."""
     through = spec["straight_through"]
-    out = [(f"adaptive-{target}", target, through, False) for target in spec["targets"]]
+    out = [Variant(f"adaptive-{target}", target, through) for target in spec["targets"]]
     if spec["compare_masked"] and through:
-        out.append((MASKED, "single", False, False))
+        out.append(Variant(MASKED, "single", False))
+    if spec["compare_bpda"]:
+        out.append(Variant(BPDA, "single", through, bpda=True))
     if spec["fixed_noise"]:
-        out.append((FIXED_NOISE, "single", through, True))
+        out.append(Variant(FIXED_NOISE, "single", through, fixed_noise=True))
     return out
 
 
@@ -137,10 +153,16 @@ def adaptive_evaluation(
     sigma, draws = denoiser.sigma, spec["eval_draws"]
     defended = adaptive_attacks.Defended(denoiser, model).to(device).eval()
 
-    def evaluate(images, kind, eps, steps=None, step=None, eot=None, through=None):
+    def evaluate(images, kind, eps, steps=None, step=None, eot=None, through=None, bpda=None):
         rows = defended_predictions(defended, clean, images, kind, eps, draws, seed, batch_size, device)
         return rows.assign(
-            t_star=denoiser.t, eval_draws=draws, steps=steps, step_size=step, eot_draws=eot, straight_through=through
+            t_star=denoiser.t,
+            eval_draws=draws,
+            steps=steps,
+            step_size=step,
+            eot_draws=eot,
+            straight_through=through,
+            bpda=bpda,
         )
 
     def fixed(idx, shape, step, k):  # the evaluation's single draw at every step
@@ -156,7 +178,7 @@ def adaptive_evaluation(
         pgd = {"steps": attack_spec["steps"], "step": step_size(attack_spec, eps)}
         frames.append(evaluate(unaware[eps].images, "unaware", eps, **pgd))
         unaware_acc = frames[-1]["correct_single"].mean()
-        for kind, target, through, fixed_noise in variants(spec):
+        for kind, target, through, fixed_noise, bpda in variants(spec):
             eot = 1 if fixed_noise else spec["eot_draws"]
             per_pass = min(eot, spec["draws_per_pass"])
             adv = adaptive_attacks.adaptive_attack(
@@ -173,9 +195,10 @@ def adaptive_evaluation(
                 max(1, batch_size // per_pass),  # batch_size samples per pass
                 device,
                 straight_through=through,
+                bpda=bpda,
                 noise=fixed if fixed_noise else None,
             )
-            frames.append(evaluate(adv, kind, eps, **pgd, eot=eot, through=through))
+            frames.append(evaluate(adv, kind, eps, **pgd, eot=eot, through=through, bpda=bpda))
             log.info(
                 "eps=%g sigma=%g %s: one-draw accuracy %.4f (unaware %.4f), mean over %d draws %.4f",
                 eps,

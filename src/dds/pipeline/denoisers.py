@@ -148,3 +148,14 @@ def calibrate_denoiser(
     )
     write_json({"kind": "calibrated", **provenance, **record}, metrics)
     training.discard_checkpoint(checkpoint)
+
+
+def multistep_denoiser(*, base, weights, metrics, name: str, spec: dict) -> None:
+    """Write the file of a multistep denoiser: a reference to its base's file (checked by sha256
+    at every load) with the sampler, its steps and eta (dds.diffusion.loading.save_multistep)."""
+    from dds.diffusion.loading import save_multistep
+
+    settings = {k: spec[k] for k in ("sampler", "steps", "eta")}
+    save_multistep(base, settings, weights)
+    log.info("%s: %s, %d steps, eta %g, with the network of %s", name, *settings.values(), base)
+    write_json({"kind": "multistep", "base": spec["base"], "base_sha256": sha256_file(base), **settings}, metrics)

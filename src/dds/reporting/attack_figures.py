@@ -6,7 +6,7 @@ import seaborn as sns
 
 from dds.evaluation.adaptive import FIXED_NOISE
 from dds.io import require_columns
-from dds.reporting.plotting import STYLE, epsilon_axis, new_figure, save_figure, show_image
+from dds.reporting.plotting import STYLE, classifier_sigma_panels, epsilon_axis, new_figure, save_figure, show_image
 from dds.reporting.tables import defence_order
 
 
@@ -18,35 +18,28 @@ def adaptive_figure(table: pd.DataFrame, path_png, path_svg) -> None:
         table, ["classifier", "sigma", "epsilon", "attack", "acc_draws", "acc_draws_std"], "adaptive_figure"
     )
     sns.set_theme(style=STYLE)
-    classifiers, sigmas = sorted(table["classifier"].unique()), sorted(table["sigma"].unique())
+    classifiers = sorted(table["classifier"].unique())
     kinds = [k for k in table["attack"].unique() if k != "clean"]
     styles = {"unaware": "--", FIXED_NOISE: ":"}
-    fig = new_figure((3.6 * len(sigmas), 3.2 * len(classifiers)))
-    axes = fig.subplots(len(classifiers), len(sigmas), squeeze=False, sharey=True)
+    fig, axes, panels = classifier_sigma_panels(table, classifiers, "denoised accuracy (mean over draws)")
     palette = dict(zip(kinds, sns.color_palette("tab10", n_colors=len(kinds))))
-    for r, name in enumerate(classifiers):
-        for c, sigma in enumerate(sigmas):
-            ax = axes[r][c]
-            rows = table[(table["classifier"] == name) & (table["sigma"] == sigma)]
-            clean = rows[rows["attack"] == "clean"][["acc_draws", "acc_draws_std"]].mean()
-            for kind in kinds:
-                line = rows[rows["attack"] == kind].groupby("epsilon")[["acc_draws", "acc_draws_std"]].mean()
-                ax.errorbar(
-                    [0.0, *line.index],
-                    [clean["acc_draws"], *line["acc_draws"]],
-                    yerr=[clean["acc_draws_std"], *line["acc_draws_std"]],
-                    marker="o",
-                    capsize=2,
-                    label=kind,
-                    color=palette[kind],
-                    linestyle=styles.get(kind, "-"),
-                )
-            epsilon_axis(ax, [0.0, *rows["epsilon"]])
-            if r < len(classifiers) - 1:
-                ax.set_xlabel("")
-            ax.set_title(f"{name}, sigma={sigma:g}")
-            ax.set_ylim(0, 1.02)
-        axes[r][0].set_ylabel("denoised accuracy (mean over draws)")
+    for r, ax, rows in panels:
+        clean = rows[rows["attack"] == "clean"][["acc_draws", "acc_draws_std"]].mean()
+        for kind in kinds:
+            line = rows[rows["attack"] == kind].groupby("epsilon")[["acc_draws", "acc_draws_std"]].mean()
+            ax.errorbar(
+                [0.0, *line.index],
+                [clean["acc_draws"], *line["acc_draws"]],
+                yerr=[clean["acc_draws_std"], *line["acc_draws_std"]],
+                marker="o",
+                capsize=2,
+                label=kind,
+                color=palette[kind],
+                linestyle=styles.get(kind, "-"),
+            )
+        epsilon_axis(ax, [0.0, *rows["epsilon"]])
+        if r < len(classifiers) - 1:
+            ax.set_xlabel("")
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")  # beside: lines cross
     fig.subplots_adjust(hspace=0.35)
     save_figure(fig, path_png, path_svg)

@@ -4,8 +4,9 @@ classifier, and certification for the classifier it was calibrated for)."""
 
 import pandas as pd
 
+from dds import layout
+from dds.reporting.blocks import make_section, make_table, table_files
 from dds.reporting.cells import cell
-from dds.reporting.sections import make_section, make_table
 from dds.smoothing import certified
 
 
@@ -39,6 +40,7 @@ def calibration_section(summary: pd.DataFrame, pairs: list, specs: dict) -> dict
     """The report section: per calibrated denoiser, `pairs` gives (name, base, classifier, base's
     certified table, its own certified table; None without certification) and `specs` its settings."""
     tables = []
+    summary_file = table_files(layout.SUMMARY)
     for name, base, classifier, before, after in pairs:
         acc = accuracy_comparison(summary, base, name)
         sigmas = sorted(acc["sigma"].unique())
@@ -57,6 +59,7 @@ def calibration_section(summary: pd.DataFrame, pairs: list, specs: dict) -> dict
                 f"{name} (calibrated for {classifier}) against {base}: one-draw denoised accuracy, before → after",
                 ["Classifier", "Attack", "Epsilon", *(f"sigma={s:g}" for s in sigmas)],
                 rows,
+                summary_file,
             )
         )
         if before is None:  # certification disabled
@@ -78,6 +81,7 @@ def calibration_section(summary: pd.DataFrame, pairs: list, specs: dict) -> dict
                 f"{classifier}: certified accuracy on the clean sample, {base} → {name}",
                 ["Method", *(f"r={r:g}" for r in radii), "abstain"],
                 rows,
+                [f for d in (base, name) for f in table_files(layout.CERTIFIED, classifier=classifier, denoiser=d)],
             )
         )
     settings = "; ".join(
@@ -86,6 +90,7 @@ def calibration_section(summary: pd.DataFrame, pairs: list, specs: dict) -> dict
         for n, s in specs.items()
     )
     return make_section(
+        "calibration",
         "Diffusion calibration",
         "Each calibrated denoiser (Jeong and Shin's diffusion calibration: the base denoiser fine-tuned for a "
         "frozen classifier) beside its base on the same images and draws: one-draw denoised accuracy for every "

@@ -13,3 +13,7 @@ def cell(value, digits: int = 3, missing: str = MISSING_HTML, sign: bool = False
     if value is None or pd.isna(value):
         return missing
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+class Flagged(str):
+    """Cell text the report marks as a problem (a perturbation beyond its epsilon)."""

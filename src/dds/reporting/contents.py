@@ -1,10 +1,12 @@
 """What the HTML report shows, built from the files the report rule declares: the models'
-metrics, the figures (title, PNG path, caption) and the sections beyond the accuracy tables.
-Each file's classifier, denoiser, ... comes from its own path (dds.layout.parse)."""
+metrics, the tables of the sections (read once, for the sections and for the headline), the
+figures (title, PNG path, caption) and the sections themselves. Each file's classifier,
+denoiser, ... comes from its own path (dds.layout.parse)."""
 
 from dds import layout
 from dds.io import read_json, read_table
-from dds.reporting import calibration, paper, sections
+from dds.reporting import calibration, paper, purification, sections
+from dds.reporting.blocks import frame_table, make_section, table_files
 from dds.reporting.tables import MODEL_COLUMNS
 
 
@@ -30,16 +32,29 @@ def models(classifier_metrics, denoiser_metrics) -> list:
     ]
 
 
-def accuracy_figures(summary, comparison, accuracy, examples, config: dict) -> list:
-    """The comparison figure, each model setup's accuracy figure (in the summary's order), the examples."""
+def comparison_figure(comparison) -> tuple:
+    return (
+        "Classifiers compared",
+        comparison,
+        "Denoised accuracy against epsilon, one panel per sigma, one line per classifier; dashed: no defence.",
+    )
+
+
+def defences_figure(defences_png) -> tuple:
+    return (
+        "Defences compared",
+        defences_png,
+        "Accuracy against epsilon, one panel per classifier: no defence (dashed), diffusion denoising at each "
+        "sigma and the blur defences.",
+    )
+
+
+def accuracy_figures(summary, accuracy, examples, config: dict, comparison=None) -> list:
+    """The comparison figure (when the summary does not show it), the examples, then each model
+    setup's accuracy figure in the summary's order."""
     pngs = by_keys(accuracy, layout.ACCURACY_PNG, config, *MODEL_COLUMNS)
-    figures = [
-        (
-            "Classifiers compared",
-            comparison,
-            "Denoised accuracy against epsilon, one panel per sigma, one line per classifier.",
-        )
-    ]
+    figures = [comparison_figure(comparison)] if comparison is not None else []
+    figures.append(("Examples", examples, "Clean images, attacked at the largest epsilon, and denoised at each sigma."))
     figures += [
         (
             f"{k.classifier}: {k.attack}, denoiser {k.denoiser}",
@@ -48,14 +63,13 @@ def accuracy_figures(summary, comparison, accuracy, examples, config: dict) -> l
         )
         for k in summary[MODEL_COLUMNS].drop_duplicates().itertuples(index=False)
     ]
-    figures.append(("Examples", examples, "Clean images, attacked at the largest epsilon, and denoised at each sigma."))
     return figures
 
 
-def reference_part(summary, reference, config: dict) -> tuple[dict, list]:
+def compare_with_paper(summary, reference, config: dict):
     """Our accuracies beside the published table `reference` (settings: config key report.reference)."""
     published = config["report"]["reference"]
-    compared = paper.compare(
+    return paper.compare(
         summary,
         paper.read_reference(reference),
         config["dataset"]["name"],
@@ -64,59 +78,59 @@ def reference_part(summary, reference, config: dict) -> tuple[dict, list]:
         published["denoiser"],
         published["n"],
     )
-    return paper.comparison_section(compared, published["source"], published["n"]), []
 
 
-def certified_part(tables, pngs, config: dict) -> tuple[dict, list]:
-    """The certification section and figures, per classifier and denoiser in config order."""
-    tables = by_keys(tables, layout.CERTIFIED, config, "classifier", "denoiser")
+def read_certified(paths, config: dict) -> dict:
+    """(classifier, denoiser) -> its certified table, in config order."""
+    tables = by_keys(paths, layout.CERTIFIED, config, "classifier", "denoiser")
     # a calibrated denoiser is certified with its own classifier only
-    order = [(c, d) for c in config["classifiers"] for d in config["denoisers"] if (c, d) in tables]
+    return {
+        (c, d): read_table(tables[c, d]) for c in config["classifiers"] for d in config["denoisers"] if (c, d) in tables
+    }
+
+
+def read_blur(paths, config: dict) -> dict:
+    """Classifier -> its blur table, in config order."""
+    tables = by_keys(paths, layout.BLUR_TABLE, config, "classifier")
+    return {c: read_table(tables[c]) for c in config["classifiers"] if c in tables}
+
+
+def certified_part(tables: dict, pngs, config: dict) -> dict:
+    """The certification section with its figures, per classifier and denoiser of `tables` (read_certified)."""
     pngs = by_keys(pngs, layout.CERTIFIED_PNG, config, "classifier", "denoiser")
-    section = sections.certified_section({k: read_table(tables[k]) for k in order}, config["certify"])
     figures = [
         (
             f"Certified accuracy: {c}, denoiser {d}",
             pngs[(c, d)],
             "Certified accuracy against L2 radius, one curve per sigma; dashed: multi-scale.",
         )
-        for c, d in order
+        for c, d in tables
     ]
-    return section, figures
+    return sections.certified_section(tables, config["certify"], figures)
 
 
-def blur_part(tables, defences_png, config: dict) -> tuple[dict, list]:
-    """The blur-majority section (per classifier in config order) and the defences figure."""
-    tables = by_keys(tables, layout.BLUR_TABLE, config, "classifier")
-    section = sections.blur_section({c: read_table(tables[c]) for c in config["classifiers"]}, config["blur"])
-    return section, [
-        (
-            "Defences compared",
-            defences_png,
-            "Accuracy against epsilon with no defence, diffusion denoising and blur majority.",
-        )
-    ]
-
-
-def iterations_part(table, png, config: dict) -> tuple[dict, list]:
+def iterations_part(table, png, config: dict) -> dict:
     """The PGD-iterations section and its figure."""
-    section = sections.iterations_section(read_table(table), config["iterations"])
-    return section, [("Accuracy against PGD iterations", png, section["caption"])]
+    section = sections.iterations_section(table, config["iterations"])
+    section["figures"] = [("Accuracy against PGD iterations", png, section["caption"])]
+    return section
 
 
-def adaptive_part(table, png, config: dict) -> tuple[dict, list]:
+def adaptive_part(table, png, config: dict) -> dict:
     """The adaptive-attack section and its figure."""
-    section = sections.adaptive_section(read_table(table), config["adaptive"], config["dataset"]["eval_size"])
-    return section, [("Adaptive attack against unaware PGD", png, section["caption"])]
+    section = sections.adaptive_section(table, config["adaptive"], config["dataset"]["eval_size"])
+    section["figures"] = [("Adaptive attack against unaware PGD", png, section["caption"])]
+    return section
 
 
-def transfer_part(table, png) -> tuple[dict, list]:
+def transfer_part(table, png) -> dict:
     """The transfer section and its figure."""
-    section = sections.transfer_section(read_table(table))
-    return section, [("Transfer between classifiers", png, section["caption"])]
+    section = sections.transfer_section(table)
+    section["figures"] = [("Transfer between classifiers", png, section["caption"])]
+    return section
 
 
-def attention_part(table, pngs, config: dict) -> tuple[dict, list]:
+def attention_part(table, pngs, config: dict) -> dict:
     """The attention section and each (classifier, denoiser)'s figure, in config order."""
     pngs = by_keys(pngs, layout.ATTENTION_PNG, config, "classifier", "denoiser")
     figures = [
@@ -130,17 +144,39 @@ def attention_part(table, pngs, config: dict) -> tuple[dict, list]:
         for d in config["denoisers"]
         if (c, d) in pngs  # a calibrated denoiser is mapped with its own classifier only
     ]
-    return sections.attention_section(read_table(table)), figures
+    return sections.attention_section(table, figures)
 
 
-def calibration_part(summary, certified, config: dict) -> tuple[dict, list]:
+def calibration_part(summary, certified: dict, config: dict) -> dict:
     """Each calibrated denoiser against its base: from the accuracy summary and the certified
-    tables of its classifier with both (certification enabled), else accuracy only."""
-    tables = by_keys(certified, layout.CERTIFIED, config, "classifier", "denoiser")
+    tables ((classifier, denoiser) -> table) of its classifier with both, else accuracy only."""
     calibrated = {n: s for n, s in config["denoisers"].items() if s["kind"] == "calibrated"}
     pairs = []
     for name, spec in calibrated.items():
-        mine, theirs = tables.get((spec["classifier"], name)), tables.get((spec["classifier"], spec["base"]))
-        certificates = (read_table(theirs), read_table(mine)) if mine and theirs else (None, None)
+        mine, theirs = certified.get((spec["classifier"], name)), certified.get((spec["classifier"], spec["base"]))
+        certificates = (theirs, mine) if mine is not None and theirs is not None else (None, None)
         pairs.append((name, spec["base"], spec["classifier"], *certificates))
-    return calibration.calibration_section(summary, pairs, calibrated), []
+    return calibration.calibration_section(summary, pairs, calibrated)
+
+
+def purification_part(table, png) -> dict:
+    """One-shot denoising beside multi-step purification: the stage's figure and its table."""
+    caption = (
+        "One-shot denoising beside multi-step purification (K reverse diffusion steps from t*) on the same images: "
+        "accuracy clean, under the unaware PGD, the adaptive attack with exact gradients through the chain and "
+        "BPDA (mean over the evaluation draws), and certified accuracy at each radius (docs/science.md §1.7)."
+    )
+    return make_section(
+        "purification",
+        "Multi-step purification",
+        caption,
+        [
+            frame_table(
+                "One-shot and multi-step purification",
+                purification.display_table(table),
+                table_files(layout.PURIFICATION_TABLE),
+            )
+        ],
+        [("One-shot against multi-step purification", png, caption)],
+        nav="Purification",
+    )

@@ -1,23 +1,26 @@
-"""The self-contained HTML report: the precision of its numbers, accuracy tables, perturbation
-norms, figures (embedded as base64 PNG), time and memory per stage, the config and the
-provenance of the run."""
+"""The self-contained HTML report: a summary of what was found (dds.reporting.findings), the
+sections with their figures (re-encoded and embedded, dds.reporting.images) and tables (sortable,
+each with its files), the perturbation norms, the models, time and memory per stage, the config
+and the provenance of the run, and the precision of its numbers."""
 
 import base64
+import hashlib
 import json
 import platform
 import subprocess
 from datetime import UTC, datetime
 from importlib import metadata
-from pathlib import Path
 
 import jinja2
 import pandas as pd
 import yaml
 
 from dds.attacks.registry import METHODS
-from dds.io import DataFileError, require_columns, write_text
+from dds.io import require_columns, write_text
 from dds.precision import MIXED, PRECISION, combined
-from dds.reporting.cells import cell
+from dds.reporting.accuracy_sections import accuracy_section, norms_section
+from dds.reporting.cells import Flagged, cell
+from dds.reporting.images import embed
 from dds.reporting.tables import ACCURACY_COLUMNS, MODEL_COLUMNS, RESOURCE_COLUMNS
 
 PACKAGES = [
@@ -32,9 +35,6 @@ PACKAGES = [
     "seaborn",
     "jinja2",
 ]
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# The attack projects onto the epsilon ball in float32; allow that rounding, no more.
-_LINF_TOLERANCE = 1e-6
 
 
 def _git(repo_dir, *args) -> str | None:
@@ -81,26 +81,15 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["num"] = cell
-    env.filters["g"] = lambda value: f"{value:g}"
     env.filters["record"] = _record
+    env.filters["csp_hash"] = _csp_hash
+    env.tests["flagged"] = lambda value: isinstance(value, Flagged)
     return env
 
 
-def _accuracy_sections(tables: pd.DataFrame) -> list[dict]:
-    """One section per (classifier, attack, denoiser), rows sorted by sigma then epsilon."""
-    sections = []
-    groups = tables.groupby(MODEL_COLUMNS, sort=True)
-    for (classifier, attack, denoiser), rows in groups:
-        sections.append(
-            {
-                "classifier": classifier,
-                "attack": attack,
-                "denoiser": denoiser,
-                "precision": combined(rows[PRECISION]),
-                "rows": rows.sort_values(["sigma", "epsilon"]).to_dict("records"),
-            }
-        )
-    return sections
+def _csp_hash(script) -> str:
+    """The Content-Security-Policy source that lets exactly this inline script run."""
+    return "sha256-" + base64.b64encode(hashlib.sha256(str(script).encode("utf-8")).digest()).decode("ascii")
 
 
 def _precision(tables: pd.DataFrame, precisions: dict) -> dict:
@@ -115,39 +104,26 @@ def _precision(tables: pd.DataFrame, precisions: dict) -> dict:
     return {"overall": overall, "mixed": overall.startswith(MIXED), "tables": named}
 
 
-def _norm_sections(tables: pd.DataFrame, attack_norms: dict) -> list[dict]:
-    """The measured norms depend on (classifier, attack, epsilon) only, not on the denoiser.
-    `attack_norms`: attack name -> 'linf' or 'l2', the norm its epsilon bounds (default linf)."""
-    sections = []
-    for (classifier, attack), rows in tables.groupby(["classifier", "attack"], sort=True):
-        norm = attack_norms.get(attack, "linf")
-        rows = rows.drop_duplicates("epsilon").sort_values("epsilon")
-        records = [
-            {**r, "within": r[f"{norm}_max"] <= r["epsilon"] + _LINF_TOLERANCE}
-            for r in rows[["epsilon", "linf_max", "l2_max", "l2_mean", "n"]].to_dict("records")
-        ]
-        sections.append({"classifier": classifier, "attack": attack, "norm": norm, "rows": records})
-    return sections
-
-
-def _embed_figures(figures: list) -> list[dict]:
-    embedded = []
-    for title, path_png, caption in figures:
-        path = Path(path_png)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise DataFileError(f"{path}: figure file not found") from None
-        if not data.startswith(_PNG_SIGNATURE):
-            raise DataFileError(f"{path}: not a PNG file; the report embeds figures as PNG")
-        embedded.append({"title": title, "caption": caption, "data": base64.b64encode(data).decode("ascii")})
-    return embedded
-
-
 def _config_yaml(config: dict) -> str:
     # A JSON round trip turns tuples, paths and other non-YAML values into plain ones.
     plain = json.loads(json.dumps(config, default=str))
     return yaml.safe_dump(plain, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def _summary(summary: dict | None, sections: list) -> dict | None:
+    """The summary as the template shows it: its figure embedded, each sentence with the
+    navigation name of the section it links to (which must be on the page)."""
+    if summary is None:
+        return None
+    names = {section["id"]: section["nav"] for section in sections}
+    missing = [key for key, _ in summary["sentences"] if key not in names]
+    if missing:
+        raise ValueError(f"summary sentences about sections the report does not have: {missing}")
+    return {
+        "table": summary["table"],
+        "sentences": [{"id": key, "text": text, "nav": names[key]} for key, text in summary["sentences"]],
+        "figure": embed(*summary["figure"]) if summary.get("figure") else None,
+    }
 
 
 def render_report(
@@ -160,32 +136,40 @@ def render_report(
     models: list | None = None,
     sections: list | None = None,
     precisions: dict | None = None,
+    summary: dict | None = None,
 ) -> str:
     """The report as one HTML string; every name and value from the run is escaped.
 
     `tables`: accuracy tables (the columns of `dds.reporting.tables.accuracy_table`), any number of
-    classifiers; `figures`: (title, PNG path, caption); `resources`: `stage_resources` output;
-    `models`: {"name", "kind", "metrics": dict} per trained model; `sections`: further
-    tables, each {"title", "caption", "tables": [{"caption", "columns", "rows"}]}, cells as text;
-    `precisions`: the precision of each further table the report shows (name -> precision), beside
-    the accuracy tables' own `precision` column.
+    classifiers, shown with `figures` ((title, PNG path, caption)) in the accuracy section;
+    `resources`: `stage_resources` output; `models`: {"name", "kind", "metrics": dict} per trained
+    model; `sections`: the further sections (dds.reporting.blocks.make_section), in page order,
+    those marked `first` before the accuracy section; `precisions`: the precision of each further
+    table the report shows (name -> precision), beside the accuracy tables' own `precision` column;
+    `summary`: {"table": the headline table, "sentences": [(section id, sentence)], "figure":
+    (title, PNG path, caption) or None}, shown first.
     """
     require_columns(tables, ACCURACY_COLUMNS, "render_report tables")
     require_columns(resources, RESOURCE_COLUMNS, "render_report resources")
+    further = sections or []
+    attack_norms = {name: METHODS[spec["method"]].norm for name, spec in config.get("attacks", {}).items()}
+    ordered = [
+        *(s for s in further if s["first"]),
+        accuracy_section(tables, figures),
+        *(s for s in further if not s["first"]),
+        norms_section(tables, attack_norms),
+    ]
+    shown = [{**s, "figures": [embed(*f) for f in s["figures"]]} for s in ordered]
     template = _environment().get_template("report.html")
     return template.render(
         title=title,
         precision=_precision(tables, precisions or {}),
-        accuracy=_accuracy_sections(tables),
-        norms=_norm_sections(
-            tables, {name: METHODS[spec["method"]].norm for name, spec in config.get("attacks", {}).items()}
-        ),
-        figures=_embed_figures(figures),
+        summary=_summary(summary, shown),
+        sections=shown,
         resources=resources.to_dict("records"),
         config_yaml=_config_yaml(config),
         provenance=provenance,
         models=models or [],
-        sections=sections or [],
     )
 
 

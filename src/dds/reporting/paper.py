@@ -5,9 +5,10 @@ is larger than the two samples' binomial noise could explain."""
 import numpy as np
 import pandas as pd
 
+from dds import layout
 from dds.io import DataFileError, require_columns
+from dds.reporting.blocks import make_section, make_table, table_files
 from dds.reporting.cells import cell
-from dds.reporting.sections import make_section, make_table
 from dds.reporting.tables import ACCURACY_COLUMNS
 
 REFERENCE_COLUMNS = ["dataset", "classifier", "sigma", "epsilon", "clean_acc", "pgd_acc", "denoised_acc"]
@@ -77,10 +78,12 @@ def compare(
     return table.sort_values(["classifier", "sigma", "epsilon"], ignore_index=True)
 
 
-def comparison_section(table: pd.DataFrame, source: str, reference_n: int) -> dict:
-    """The report section: per classifier, ours beside the paper's for every metric; then
-    per classifier and metric, the mean and largest absolute difference and how many rows
-    differ beyond the sampling noise."""
+def comparison_section(table: pd.DataFrame, source: str, reference_n: int, reference_file=None) -> dict:
+    """The report section, shown first after the summary: per classifier, ours beside the paper's
+    for every metric; then per classifier and metric, the mean and largest absolute difference and
+    how many rows differ beyond the sampling noise. `reference_file`: the published table's path
+    relative to the report, linked with ours."""
+    files = [*table_files(layout.SUMMARY), *([reference_file] if reference_file else [])]
     tables = []
     for name, rows in table.groupby("classifier", sort=False):
         columns = ["Sigma", "Epsilon"]
@@ -108,6 +111,7 @@ def comparison_section(table: pd.DataFrame, source: str, reference_n: int) -> di
                 f"{name} (the paper's {rows['published'].iloc[0]}): ours beside {source}",
                 columns,
                 body,
+                files,
             )
         )
     summary = []
@@ -129,13 +133,17 @@ def comparison_section(table: pd.DataFrame, source: str, reference_n: int) -> di
             "Differences ours - paper, summarised",
             ["Classifier", "Accuracy", "rows compared", "mean |Δ|", "largest |Δ|", f"|Δ| > {NOISE_SE:g} SE"],
             summary,
+            files,
         )
     )
     return make_section(
+        "paper",
         "Comparison with the paper",
         f"Our accuracies beside {source}, at the paper's sigmas and epsilons; Δ = ours - paper, "
         f"— where we have no such row. * marks a difference beyond {NOISE_SE:g} standard errors of "
         f"the difference of two binomial proportions (ours on our n images, the paper's on "
         f"{reference_n}), i.e. larger than two independent samples of images would explain.",
         tables,
+        nav="Paper comparison",
+        first=True,
     )

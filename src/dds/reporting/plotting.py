@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 from dds.io import atomic_path
 from dds.reporting.tables import NO_DEFENCE, defence_order
 
-DPI = 120
+# twice the browser's 96 CSS pixels per inch: sharp on a high-DPI screen (the report shows figures at that size)
+DPI = 192
 STYLE = "whitegrid"
 
 
@@ -52,6 +53,22 @@ def epsilon_axis(ax, epsilons) -> None:
     ax.set_xticklabels([f"{e:g}" for e in eps], rotation=45 if len(eps) > 6 else 0)
     ax.minorticks_off()
     ax.set_xlabel("PGD epsilon (L-inf)")
+
+
+def classifier_sigma_panels(table: pd.DataFrame, classifiers: list, ylabel: str, width: float = 3.6):
+    """One panel per (classifier: row, sigma: column) of `table`, titled, the accuracy axis shared
+    from 0 to 1 and labelled `ylabel`: the figure, its axes and (row, panel, that panel's rows)."""
+    sigmas = sorted(table["sigma"].unique())
+    fig = new_figure((width * len(sigmas), 3.2 * len(classifiers)))
+    axes = fig.subplots(len(classifiers), len(sigmas), squeeze=False, sharey=True)
+    panels = []
+    for r, name in enumerate(classifiers):
+        axes[r][0].set_ylabel(ylabel)
+        for c, sigma in enumerate(sigmas):
+            axes[r][c].set_title(f"{name}, sigma={sigma:g}")
+            axes[r][c].set_ylim(0, 1.02)
+            panels.append((r, axes[r][c], table[(table["classifier"] == name) & (table["sigma"] == sigma)]))
+    return fig, axes, panels
 
 
 def defence_panels(table: pd.DataFrame, x: str, palette_name: str, none_color=None):

@@ -1,10 +1,13 @@
-"""The report's sections beyond the accuracy tables: each a title, a caption and its tables."""
+"""The report's sections beyond the accuracy tables (dds.reporting.blocks): their tables as cell
+text, their captions."""
 
 import logging
 
 import pandas as pd
 
+from dds import layout
 from dds.reporting import attack_tables
+from dds.reporting.blocks import make_section, make_table, table_files
 from dds.reporting.cells import MISSING_HTML, cell
 from dds.reporting.tables import NO_DEFENCE, defence_order
 from dds.smoothing import certified
@@ -12,17 +15,7 @@ from dds.smoothing import certified
 log = logging.getLogger(__name__)
 
 
-def make_table(caption: str, columns: list, rows: list) -> dict:
-    """One table of a section: its caption, column headers and rows of cell text."""
-    return {"caption": caption, "columns": columns, "rows": rows}
-
-
-def make_section(title: str, caption: str, tables: list) -> dict:
-    """A report section: its title, the caption under its title and its tables."""
-    return {"title": title, "tables": tables, "caption": caption}
-
-
-def certified_section(tables: dict, spec: dict) -> dict:
+def certified_section(tables: dict, spec: dict, figures=()) -> dict:
     """Per (classifier, denoiser) of `tables` (-> its certified table): certified accuracy per
     method and radius on the clean sample, the best single sigma per radius (its clean accuracy
     in parentheses), and the adversarial sets' coverage; `spec`: the certify settings."""
@@ -48,11 +41,13 @@ def certified_section(tables: dict, spec: dict) -> dict:
                 "",
             ]
         )
+        files = table_files(layout.CERTIFIED, classifier=c, denoiser=d)
         out.append(
             make_table(
                 f"{c}, denoiser {d}: certified accuracy on the clean sample",
                 ["Method", *(f"r={r:g}" for r in radii), "PREDICT acc.", "abstain"],
                 rows,
+                files,
             )
         )
         attacked = table[(table["source"] == "adversarial") & (table["radius"] == radii[0])]
@@ -65,14 +60,17 @@ def certified_section(tables: dict, spec: dict) -> dict:
                         [r.attack, f"{r.epsilon:g}", r.method, cell(r.certified_acc), cell(r.covered)]
                         for r in attacked.itertuples()
                     ],
+                    files,
                 )
             )
     return make_section(
+        "certification",
         "Certification",
         f"CERTIFY of Cohen et al. through the one-shot denoiser: n0={spec['n0']}, n={spec['n']}, "
         f"alpha={spec['alpha']:g}, first {spec['num_images']} evaluation images; multi-scale: the "
         f"cascade of Jeong and Shin over all sigmas on the same draws (p0={spec['p0']:g}).",
         out,
+        figures,
     )
 
 
@@ -94,13 +92,16 @@ def blur_section(tables: dict, spec: dict) -> dict:
                     ]
                     for r in table.itertuples()
                 ],
+                table_files(layout.BLUR_TABLE, classifier=c),
             )
         )
     return make_section(
+        "blur",
         "Gaussian-blur majority",
         f"Predictions on the image (NS), blurred once (SS) and twice (DS) with a "
         f"{spec['kernel_size']}x{spec['kernel_size']} Gaussian kernel of sigma {spec['sigma']:g}; "
-        "Acc_Maj is the accuracy of the majority vote among the images it does not reject.",
+        "Acc_Maj is the accuracy of the majority vote among the images it does not reject. The summary's "
+        "figure compares these defences with diffusion denoising.",
         out,
     )
 
@@ -117,14 +118,17 @@ def iterations_section(table: pd.DataFrame, spec: dict) -> dict:
                 f"{c}, denoiser {d}: accuracy against PGD iterations",
                 ["Steps", *(f"{x}" for x in defences)],
                 [[str(steps), *(cell(wide.loc[steps].get(x)) for x in defences)] for steps in wide.index],
+                table_files(layout.ITERATIONS_TABLE),
             )
         )
     return make_section(
+        "iterations",
         "Accuracy against PGD iterations",
         f"The attack '{spec['attack']}' rerun with {', '.join(map(str, spec['steps']))} steps at "
         f"epsilon {spec['epsilon']:g} on the first {spec['num_images']} evaluation images: undefended "
         "(none) and denoised at each sigma with the noise draws of the main tables.",
         out,
+        nav="PGD iterations",
     )
 
 
@@ -167,9 +171,11 @@ def adaptive_section(table: pd.DataFrame, spec: dict, eval_size: int) -> dict:
                     ]
                     for r in rows.to_dict("records")
                 ],
+                table_files(layout.ADAPTIVE_TABLE),
             )
         )
     return make_section(
+        "adaptive",
         "Adaptive attack",
         f"PGD of attack '{spec['attack']}' (same epsilon, steps and step size as the unaware attack, "
         "which is made on the bare classifier) through the noise, the one-shot denoiser and the "
@@ -197,18 +203,21 @@ def transfer_section(table: pd.DataFrame) -> dict:
                 f"{attack}, {where}: accuracy of each target (columns) on each source's examples",
                 ["Epsilon", "Source", *targets],
                 body,
+                table_files(layout.TRANSFER_TABLE),
             )
         )
     return make_section(
+        "transfer",
         "Transfer between classifiers",
         "Adversarial examples made on the source classifier, classified by every classifier, "
         "undefended and after denoising (the same denoised images as the main tables); "
         "source = target is the white-box attack.",
         out,
+        nav="Transfer",
     )
 
 
-def attention_section(table: pd.DataFrame) -> dict:
+def attention_section(table: pd.DataFrame, figures=()) -> dict:
     """Per classifier, denoiser and method: rank correlation and top-k overlap with the clean maps."""
     out = []
     for (c, d, method), rows in table.groupby(["classifier", "denoiser", "method"], sort=False):
@@ -237,13 +246,17 @@ def attention_section(table: pd.DataFrame) -> dict:
                     ]
                     for r in rows.sort_values(["condition", "epsilon", "sigma"]).itertuples()
                 ],
+                table_files(layout.ATTENTION_TABLE),
             )
         )
     return make_section(
+        "attention",
         "Attention under attack and denoising",
         "Per image, Spearman's rank correlation and the overlap (IoU) of the 20% most attended pixels "
         "between the map of the clean image and the map of its attacked or denoised version (1: the "
         "classifier looks at the same places); Grad-CAM explains the true class. Denoised rows at "
         "epsilon 0 are the clean images denoised.",
         out,
+        figures,
+        nav="Attention",
     )

@@ -42,7 +42,8 @@ def sample_counts(
     """Class counts of each classifier's predictions on `num` denoised noisy copies of `image`."""
 
     def step(start, stop):
-        noise = noise_draws(image.shape, seed, denoiser.sigma, idx, phase, start, stop).to(device)
+        shape = denoiser.noise_shape(image.shape)  # a multi-step chain's noise too
+        noise = noise_draws(shape, seed, denoiser.sigma, idx, phase, start, stop).to(device)
         denoised = denoiser(image.to(device).expand(stop - start, *image.shape), noise)
         found = {}
         for name, model in classifiers.items():
