@@ -231,7 +231,7 @@ def snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.
         cwd=workdir,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
         env=env,
     )
 

@@ -313,6 +313,7 @@ def test_a_batch_size_for_a_rule_without_batches_stops_the_run(tmp_path):
     assert (
         "config key 'batch_sizes': no batched rule named certify_clean; the rules that run in batches are "
         "adaptive_attack, attack, attention_maps, blur_adversarial, blur_noise, classify_undefended, "
-        "denoise_and_classify, iterations_sweep, transfer_matrix (certification's noise draws per pass: "
+        "denoise_and_classify, iterations_sweep, purification, transfer_matrix (certification's noise draws "
+        "per pass: "
         "certify.batch_size)"
     ) in result.stdout + result.stderr

@@ -110,10 +110,10 @@ def resources():
 
 def test_report_states_the_precision_near_the_top():
     html = render_report(made_up_accuracy(["resnet"], [0.25], [0.0, 0.1]), [], resources(), {}, {}, "t")
-    top = html[: html.index('<h2 id="accuracy">')]
-    assert "Precision: <strong>fp32</strong>." in top
+    top = html[: html.index('<section id="accuracy">')]
+    assert "Precision: <strong>fp32</strong>:" in top
     assert "did not all run in one precision" not in html
-    assert "denoiser ddpm (fp32)</caption>" in html
+    assert "denoiser ddpm (fp32)</summary>" in html
 
 
 def test_report_says_which_tables_mixed_precisions():
@@ -121,12 +121,12 @@ def test_report_says_which_tables_mixed_precisions():
     tables.loc[tables["classifier"] == "vit", "precision"] = "bf16"
     certified = {"results/d/tables/certified/resnet/ddpm.parquet": "mixed: bf16, fp32"}
     html = render_report(tables, [], resources(), {}, {}, "t", precisions=certified)
-    top = html[: html.index('<h2 id="accuracy">')]
-    assert 'Precision: <strong class="bad">mixed: bf16, fp32</strong>.' in top
+    top = html[: html.index('<section id="accuracy">')]
+    assert 'Precision: <strong class="bad">mixed: bf16, fp32</strong>' in top
     assert "<li>accuracy: resnet, pgd, ddpm: fp32</li>" in top
     assert "<li>accuracy: vit, pgd, ddpm: bf16</li>" in top
     assert "<li>results/d/tables/certified/resnet/ddpm.parquet: mixed: bf16, fp32</li>" in top
-    assert "denoiser ddpm (bf16)</caption>" in html
+    assert "denoiser ddpm (bf16)</summary>" in html
 
 
 # --- benchmarks/precision_agreement.py on two made-up results folders ---------------------------
@@ -243,7 +243,7 @@ def test_every_table_and_the_report_of_a_run_name_its_precision(finished_run):
         assert set(pd.read_parquet(path)["precision"]) == {"fp32"}, path  # the CPU's default, resolved
     for path in results.glob("tables/**/*.tex"):
         assert "(precision: fp32)}" in path.read_text(), path
-    assert "Precision: <strong>fp32</strong>." in (results / "report.html").read_text()
+    assert "Precision: <strong>fp32</strong>:" in (results / "report.html").read_text()
     done = agreement(results, results)
     assert done.returncode == 0, done.stderr
     assert "| **all denoised sets** |" in done.stdout
