@@ -177,7 +177,7 @@ def test_bad_input_to_a_stage(tmp_path, case):
     out = tmp_path / "out" / "predictions.parquet"
     with pytest.raises(error) as info:
         classify_undefended(
-            images=paths["images"], classifier=paths["classifier"], predictions=out, batch_size=8, device="cpu"
+            images=[paths["images"]], classifier=paths["classifier"], predictions=[out], batch_size=8, device="cpu"
         )
     message = str(info.value)
     for text in texts:
@@ -193,12 +193,12 @@ def denoising_stops_naming(tmp_path, weights, clf, culprit):
     out, predictions = tmp_path / "out" / "denoised.parquet", tmp_path / "out" / "predictions.parquet"
     with pytest.raises(DataFileError) as info:
         denoise_and_classify(
-            images=shard(tmp_path / "images.parquet", torch.rand(4, 1, 8, 8)),
+            images=[shard(tmp_path / "images.parquet", torch.rand(4, 1, 8, 8))],
             denoiser=weights,
             classifier=clf,
-            denoised=out,
-            predictions=predictions,
-            sigma=0.25,
+            denoised=[out],
+            predictions=[predictions],
+            sigmas=[0.25],
             seed=0,
             batch_size=4,
             device="cpu",

@@ -272,12 +272,12 @@ def test_denoise_and_classify_stage(tmp_path, tiny_unet, data, monkeypatch, capl
         out = tmp_path / name
         out.mkdir()
         denoise_and_classify(
-            images=tmp_path / "in.parquet",
+            images=[tmp_path / "in.parquet"],
             denoiser=tmp_path / "d",
             classifier=tmp_path / "c",
-            denoised=out / "denoised.parquet",
-            predictions=out / "predictions.parquet",
-            sigma=0.5,
+            denoised=[out / "denoised.parquet"],
+            predictions=[out / "predictions.parquet"],
+            sigmas=[0.5],
             seed=0,
             batch_size=b,
             device="cpu",
@@ -301,6 +301,65 @@ def test_denoise_and_classify_stage(tmp_path, tiny_unet, data, monkeypatch, capl
     for images, table in (fallen, half):
         assert torch.equal(images.images, reference[0].images) and torch.equal(images.idx, reference[0].idx)
         pd.testing.assert_frame_equal(table, reference[1])
+
+
+def test_one_denoise_job_over_sets_and_sigmas_writes_what_a_job_per_set_and_sigma_writes(tmp_path, tiny_unet, data):
+    """The rule's job covers every set of a (classifier, shard) at every sigma (outputs in
+    every_set's order, sigma fastest): file for file, what single-set, single-sigma calls
+    write, since each draw is seeded by (sigma, image), not by the job."""
+    sets = [ImageSet(data.idx, data.labels, data.images), ImageSet(data.idx, data.labels, data.images.flip(-1))]
+    for k, images in enumerate(sets):
+        write_images(tmp_path / f"in{k}.parquet", images)
+    save_ddpm(tiny_unet, build_scheduler({"num_train_timesteps": 1000, "beta_schedule": "linear"}), tmp_path / "d")
+    torch.manual_seed(0)
+    save_classifier(
+        build_classifier("resnet18", {}, 1, 10, [0.5], [0.25]),
+        tmp_path / "c",
+        {"model": "resnet18", "kwargs": {}},
+        1,
+        10,
+    )
+    common = dict(denoiser=tmp_path / "d", classifier=tmp_path / "c", seed=0, batch_size=8, device="cpu")
+    sigmas = [0.25, 0.5]
+    names = [f"{k}-{s}" for k in range(2) for s in sigmas]
+    denoise_and_classify(
+        images=[tmp_path / "in0.parquet", tmp_path / "in1.parquet"],
+        denoised=[tmp_path / f"all-{n}.parquet" for n in names],
+        predictions=[tmp_path / f"all-{n}-pred.parquet" for n in names],
+        sigmas=sigmas,
+        **common,
+    )
+    for k in range(2):
+        for sigma in sigmas:
+            name = f"{k}-{sigma}"
+            denoise_and_classify(
+                images=[tmp_path / f"in{k}.parquet"],
+                denoised=[tmp_path / f"one-{name}.parquet"],
+                predictions=[tmp_path / f"one-{name}-pred.parquet"],
+                sigmas=[sigma],
+                **common,
+            )
+            fused, single = read_images(tmp_path / f"all-{name}.parquet"), read_images(tmp_path / f"one-{name}.parquet")
+            assert torch.equal(fused.images, single.images)
+            pd.testing.assert_frame_equal(
+                read_table(tmp_path / f"all-{name}-pred.parquet"), read_table(tmp_path / f"one-{name}-pred.parquet")
+            )
+    # the two sigmas and the two sets differ: each file is its own (set, sigma)
+    assert not torch.equal(
+        read_images(tmp_path / "all-0-0.25.parquet").images, read_images(tmp_path / "all-0-0.5.parquet").images
+    )
+    assert not torch.equal(
+        read_images(tmp_path / "all-0-0.5.parquet").images, read_images(tmp_path / "all-1-0.5.parquet").images
+    )
+    with pytest.raises(ValueError, match="2 image sets at 2 sigmas need 4 denoised"):
+        denoise_and_classify(
+            images=[tmp_path / "in0.parquet", tmp_path / "in1.parquet"],
+            denoised=[tmp_path / "x.parquet"],
+            predictions=[tmp_path / "y.parquet"],
+            sigmas=sigmas,
+            **common,
+        )
+    assert not (tmp_path / "x.parquet").exists()
 
 
 # --- the config -------------------------------------------------------------------------------

@@ -190,9 +190,9 @@ def test_blur_stage_end_to_end(tmp_path, tiny_classifier):
     blur_noise(
         images=tmp_path / "images.parquet",
         classifier=tiny_classifier,
-        predictions=out,
+        predictions=[out],
         spec={"kernel_size": 5, "sigma": 1.0},
-        noise=0.25,
+        noise_levels=[0.25],
         seed=0,
         batch_size=2,
         device="cpu",
@@ -252,11 +252,10 @@ def test_blur_stage_missing_classifier_names_the_file(tmp_path):
     missing = tmp_path / "no-such-classifier.safetensors"
     with pytest.raises(DataFileError, match="no-such-classifier.safetensors"):
         blur_adversarial(
-            images=tmp_path / "images.parquet",
+            images=[tmp_path / "images.parquet"],
             classifier=missing,
-            predictions=tmp_path / "out.parquet",
+            predictions=[tmp_path / "out.parquet"],
             spec={"kernel_size": 5, "sigma": 1.0},
-            seed=0,
             batch_size=2,
             device="cpu",
         )

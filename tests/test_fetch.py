@@ -132,12 +132,12 @@ def test_the_reference_records_the_checkpoint_and_denoises(tiny_checkpoint, tmp_
         build_classifier("resnet18", {}, 3, 10, [0.5] * 3, [0.25] * 3), clf, {"model": "resnet18", "kwargs": {}}, 3, 10
     )
     denoise_and_classify(
-        images=tmp_path / "in.parquet",
+        images=[tmp_path / "in.parquet"],
         denoiser=weights,
         classifier=clf,
-        denoised=tmp_path / "out.parquet",
-        predictions=tmp_path / "predictions.parquet",
-        sigma=0.25,
+        denoised=[tmp_path / "out.parquet"],
+        predictions=[tmp_path / "predictions.parquet"],
+        sigmas=[0.25],
         seed=0,
         batch_size=2,
         device="cpu",

@@ -42,14 +42,15 @@ def test_adding_a_sigma_plans_only_its_jobs_and_the_aggregates(finished_run):
     jobs = planned(finished_run, *overlay(finished_run, "more-sigmas.yaml", {"sigmas": [0.25, 0.5, 0.75]}))
     # every job with a sigma is one of the new sigma's
     assert {w["sigma"] for _, w in jobs if "sigma" in w} == {"0.75"}
-    # per new sigma and denoiser (ddpm, ddpm-cal whose own sigmas are pinned, and ddim3): 2
-    # epsilons x 2 shards x 2 classifiers denoised and classified; clean certification of 2
+    # denoising runs one job per (denoiser, classifier, shard) over every set and sigma, so
+    # each reruns whole (ddpm and ddpm-cal, whose own sigmas are pinned, with 2 classifiers,
+    # ddim3 with resnet; 2 shards); per new sigma and denoiser: clean certification of 2
     # shards, the attacked set's of 2 shards per classifier; the adaptive attack at it; the jobs
     # that sweep every sigma in one (iterations_sweep, transfer_matrix); aggregates. ddpm-cal is
     # analysed with resnet only, except in the accuracy tables; ddim3 runs with resnet only, not
     # in the adaptive attack (its section's denoisers), nor in purification (its own sigmas).
     assert counts(jobs) == {
-        "denoise_and_classify": 8 + 8 + 4,
+        "denoise_and_classify": 4 + 4 + 2,
         "certify_clean": 2 + 2 + 2,
         "certify_adversarial": 4 + 2 + 2,
         "adaptive_attack": 2 + 1,
@@ -79,7 +80,7 @@ def test_a_calibration_setting_reruns_only_the_calibrated_denoiser_and_what_foll
     # every job with a denoiser is the calibrated one's; no attack, blur or undefended job
     assert {w["denoiser"] for _, w in jobs if "denoiser" in w} == {"ddpm-cal"}
     assert not {"attack", "classify_undefended", "blur_noise", "blur_adversarial"} & {rule for rule, _ in jobs}
-    assert counts(jobs)["denoise_and_classify"] == 16  # with every classifier
+    assert counts(jobs)["denoise_and_classify"] == 4  # with every classifier, 2 shards
 
 
 def test_a_multistep_setting_reruns_only_that_denoiser_and_what_follows(finished_run):
@@ -90,8 +91,8 @@ def test_a_multistep_setting_reruns_only_that_denoiser_and_what_follows(finished
     assert ("multistep_denoiser", {"dataset": "digits", "denoiser": "ddim3"}) in jobs
     assert {w["denoiser"] for _, w in jobs if "denoiser" in w} == {"ddim3"}
     assert not (TRAINING | {"attack", "classify_undefended", "blur_noise", "calibrate_denoiser"}) & {r for r, _ in jobs}
-    # with resnet only: 2 sigmas x 2 epsilons x 2 shards; its purification job at sigma 0.25
-    assert counts(jobs)["denoise_and_classify"] == 8 and counts(jobs)["purification"] == 1
+    # with resnet only: 2 shards (each job every set and sigma); its purification job at sigma 0.25
+    assert counts(jobs)["denoise_and_classify"] == 2 and counts(jobs)["purification"] == 1
 
 
 def test_adding_a_multistep_denoiser_plans_only_its_jobs(finished_run):
@@ -100,7 +101,7 @@ def test_adding_a_multistep_denoiser_plans_only_its_jobs(finished_run):
     assert {w["denoiser"] for _, w in jobs if "denoiser" in w} == {"ancestral"}
     assert {w["classifier"] for _, w in jobs if "classifier" in w} == {"fd-resnet"}
     assert not (TRAINING | {"attack", "classify_undefended", "purification"}) & {r for r, _ in jobs}
-    assert counts(jobs)["multistep_denoiser"] == 1 and counts(jobs)["denoise_and_classify"] == 8
+    assert counts(jobs)["multistep_denoiser"] == 1 and counts(jobs)["denoise_and_classify"] == 2
 
 
 def test_a_pgd_parameter_reruns_the_attacks_and_what_follows_not_training(finished_run):
@@ -113,8 +114,8 @@ def test_a_pgd_parameter_reruns_the_attacks_and_what_follows_not_training(finish
     )
     assert not TRAINING & set(jobs)
     # every attack (2 classifiers x 2 epsilons x 2 shards) and everything made from its images
-    # (ddim3's with resnet only)
-    assert jobs["attack"] == 8 and jobs["denoise_and_classify"] == 32 + 8 and jobs["classify_undefended"] == 8
+    # (per classifier and shard: ddpm's and ddpm-cal's, ddim3's with resnet only)
+    assert jobs["attack"] == 8 and jobs["denoise_and_classify"] == 4 + 4 + 2 and jobs["classify_undefended"] == 4
     assert {"certify_adversarial", "blur_adversarial", "accuracy_table", "report"} <= set(jobs)
 
 

@@ -140,9 +140,9 @@ def test_predict_stage_runs_with_the_config_settings(tmp_path, digits8):
     for precision in ("fp32", "bf16"):
         out = tmp_path / f"{precision}.parquet"
         classify_undefended(
-            images=tmp_path / "images.parquet",
+            images=[tmp_path / "images.parquet"],
             classifier=tmp_path / "clf.safetensors",
-            predictions=out,
+            predictions=[out],
             batch_size=16,
             device="cpu",
             inference={"precision": precision, "channels_last": "auto", "compile": False},

@@ -91,15 +91,16 @@ def test_denoise_stage_records_the_precision_of_its_predictions_and_images(tmp_p
     for precision in ("fp32", "bf16"):
         out = {"denoised": tmp_path / f"{precision}-denoised.parquet", "predictions": tmp_path / f"{precision}.parquet"}
         denoise_and_classify(
-            images=tmp_path / "images.parquet",
+            images=[tmp_path / "images.parquet"],
             denoiser=tmp_path / "ddpm.safetensors",
             classifier=tmp_path / "clf.safetensors",
-            sigma=0.5,
+            sigmas=[0.5],
+            denoised=[out["denoised"]],
+            predictions=[out["predictions"]],
             seed=0,
             batch_size=4,
             device="cpu",
             inference={"precision": precision},
-            **out,
         )
         assert precision_of(out.values()) == precision
 

@@ -20,6 +20,12 @@ DENOISER_METRICS = ROOT + "/denoisers/{denoiser}.json"
 DENOISER_CHECKPOINT = ROOT + "/denoisers/{denoiser}.checkpoint"
 ADVERSARIAL = ROOT + "/adversarial/{classifier}/{attack}/eps{epsilon}/shard{shard}.parquet"
 DENOISED = ROOT + "/denoised/{denoiser}/sigma{sigma}/{classifier}/{attack}/eps{epsilon}/shard{shard}.parquet"
+# the jobs that run over every image set of a (classifier, shard), named for their logs and
+# benchmarks: one per classifier and shard, and per denoiser (all sigmas) for denoising
+DENOISE_JOB = ROOT + "/denoised/{denoiser}/{classifier}/shard{shard}"
+CLASSIFY_JOB = ROOT + "/predictions/{classifier}/undefended/shard{shard}"
+BLUR_NOISE_JOB = ROOT + "/blur/{classifier}/noise/shard{shard}"
+BLUR_ADVERSARIAL_JOB = ROOT + "/blur/{classifier}/adversarial/shard{shard}"
 PREDICTIONS_UNDEFENDED = ROOT + "/predictions/{classifier}/{attack}/eps{epsilon}/undefended/shard{shard}.parquet"
 PREDICTIONS_DENOISED = (
     ROOT + "/predictions/{classifier}/{attack}/eps{epsilon}/{denoiser}/sigma{sigma}/shard{shard}.parquet"

@@ -1,3 +1,4 @@
+# one job per (classifier, shard) at every noise level, one over every image set (every_set)
 rule blur_noise:
     input:
         # the epsilon-0 set of the first attack is the clean shard
@@ -11,11 +12,11 @@ rule blur_noise:
         ),
         classifier=layout.CLASSIFIER,
     output:
-        predictions=layout.BLUR_CLEAN,
+        predictions=expand(layout.BLUR_CLEAN, noise=NOISE_LEVELS, allow_missing=True),
     log:
-        layout.log(layout.BLUR_CLEAN),
+        layout.log(layout.BLUR_NOISE_JOB),
     benchmark:
-        layout.benchmark(layout.BLUR_CLEAN)
+        layout.benchmark(layout.BLUR_NOISE_JOB)
     conda:
         TORCH_ENV
     threads: job_threads("blur_noise")
@@ -23,7 +24,7 @@ rule blur_noise:
         **job_resources("blur_noise", mem_mb=2000, runtime=30, gpu=True),
     params:
         spec=BLUR,
-        noise=lambda wildcards: float(wildcards.noise),
+        noise_levels=[float(n) for n in NOISE_LEVELS],
         seed=config["seed"],
         batch_size=batch_size("blur_noise"),
         device=config["device"],
@@ -32,19 +33,19 @@ rule blur_noise:
         "../scripts/blur_noise.py"
 
 
-report_benchmarks("blur_noise", layout.BLUR_CLEAN, enabled=BLUR["enabled"])
+report_benchmarks("blur_noise", layout.BLUR_NOISE_JOB, enabled=BLUR["enabled"])
 
 
 rule blur_adversarial:
     input:
-        images=layout.ADVERSARIAL,
+        images=every_set(layout.ADVERSARIAL),
         classifier=layout.CLASSIFIER,
     output:
-        predictions=layout.BLUR_ADVERSARIAL,
+        predictions=every_set(layout.BLUR_ADVERSARIAL),
     log:
-        layout.log(layout.BLUR_ADVERSARIAL),
+        layout.log(layout.BLUR_ADVERSARIAL_JOB),
     benchmark:
-        layout.benchmark(layout.BLUR_ADVERSARIAL)
+        layout.benchmark(layout.BLUR_ADVERSARIAL_JOB)
     conda:
         TORCH_ENV
     threads: job_threads("blur_adversarial")
@@ -52,7 +53,6 @@ rule blur_adversarial:
         **job_resources("blur_adversarial", mem_mb=2000, runtime=30, gpu=True),
     params:
         spec=BLUR,
-        seed=config["seed"],
         batch_size=batch_size("blur_adversarial"),
         device=config["device"],
         inference=config["inference"],
@@ -60,7 +60,9 @@ rule blur_adversarial:
         "../scripts/blur_adversarial.py"
 
 
-report_benchmarks("blur_adversarial", layout.BLUR_ADVERSARIAL, enabled=BLUR["enabled"])
+report_benchmarks(
+    "blur_adversarial", layout.BLUR_ADVERSARIAL_JOB, enabled=BLUR["enabled"]
+)
 
 
 rule blur_table:

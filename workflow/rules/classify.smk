@@ -1,13 +1,14 @@
+# one job per (classifier, shard) classifies every image set of it (every_set)
 rule classify_undefended:
     input:
-        images=layout.ADVERSARIAL,
+        images=every_set(layout.ADVERSARIAL),
         classifier=layout.CLASSIFIER,
     output:
-        predictions=layout.PREDICTIONS_UNDEFENDED,
+        predictions=every_set(layout.PREDICTIONS_UNDEFENDED),
     log:
-        layout.log(layout.PREDICTIONS_UNDEFENDED),
+        layout.log(layout.CLASSIFY_JOB),
     benchmark:
-        layout.benchmark(layout.PREDICTIONS_UNDEFENDED)
+        layout.benchmark(layout.CLASSIFY_JOB)
     conda:
         TORCH_ENV
     threads: job_threads("classify_undefended")
@@ -21,4 +22,4 @@ rule classify_undefended:
         "../scripts/classify_undefended.py"
 
 
-report_benchmarks("classify_undefended", layout.PREDICTIONS_UNDEFENDED)
+report_benchmarks("classify_undefended", layout.CLASSIFY_JOB)

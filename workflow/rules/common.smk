@@ -269,6 +269,23 @@ def all_outputs(
     return sorted(paths)
 
 
+def every_set(pattern, **axes):
+    """A job's files of `pattern` for every image set of a (classifier, shard), the clean set and
+    each attack's epsilons in config order, each at every value of `axes` (sigma=SIGMAS: the
+    sigmas vary fastest); the other wildcards are left to the rule. The stages that compute
+    little per set (classify, blur, denoise) run one job over them all, sparing a process
+    start per set: adding an epsilon or sigma reruns those cheap jobs whole, and what reads
+    their files aggregates over the sets anyway (docs/decisions.md)."""
+    return [
+        path
+        for attack, epsilons in EPSILONS.items()
+        for epsilon in epsilons
+        for path in expand(
+            pattern, attack=attack, epsilon=epsilon, allow_missing=True, **axes
+        )
+    ]
+
+
 ITERATIONS = config["iterations"]
 ADAPTIVE = config["adaptive"]
 TRANSFER = config["transfer"]

@@ -1,25 +1,26 @@
-# One job denoises a set and classifies what it denoised: the denoised images are kept (the
-# transfer matrix and the examples figure read them), and classifying them in the same job
-# spares one job per (set, sigma), which is a third of the DAG at cluster scale.
+# One job denoises every image set of a (classifier, shard) at every sigma and classifies what
+# it denoised: the denoised images are kept (the transfer matrix and the examples figure read
+# them). The models load once and Python starts once for the whole family; the draws are
+# seeded per (sigma, image), so the files are the same as one job per set and sigma would write.
 rule denoise_and_classify:
     input:
-        images=layout.ADVERSARIAL,
+        images=every_set(layout.ADVERSARIAL),
         denoiser=layout.DENOISER,
         classifier=layout.CLASSIFIER,
     output:
-        denoised=layout.DENOISED,
-        predictions=layout.PREDICTIONS_DENOISED,
+        denoised=every_set(layout.DENOISED, sigma=SIGMAS),
+        predictions=every_set(layout.PREDICTIONS_DENOISED, sigma=SIGMAS),
     log:
-        layout.log(layout.DENOISED),
+        layout.log(layout.DENOISE_JOB),
     benchmark:
-        layout.benchmark(layout.DENOISED)
+        layout.benchmark(layout.DENOISE_JOB)
     conda:
         TORCH_ENV
     threads: job_threads("denoise_and_classify")
     resources:
         **job_resources("denoise_and_classify", mem_mb=2000, runtime=60, gpu=True),
     params:
-        sigma=lambda wildcards: float(wildcards.sigma),
+        sigmas=[float(s) for s in SIGMAS],
         seed=config["seed"],
         batch_size=batch_size("denoise_and_classify"),
         device=config["device"],
@@ -28,4 +29,4 @@ rule denoise_and_classify:
         "../scripts/denoise_and_classify.py"
 
 
-report_benchmarks("denoise_and_classify", layout.DENOISED, every_classifier=True)
+report_benchmarks("denoise_and_classify", layout.DENOISE_JOB, every_classifier=True)

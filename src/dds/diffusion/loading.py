@@ -119,23 +119,33 @@ def load_denoiser(denoiser_path, sigma: float, device, run=None):
     every load) or of a calibrated denoiser, or a multi-step denoiser. `run`
     (dds.evaluation.inference.Inference) prepares its network for inference; without it the
     denoiser stays differentiable (the adaptive attack)."""
+    return load_denoisers(denoiser_path, [sigma], device, run)[sigma]
+
+
+def load_denoisers(denoiser_path, sigmas, device, run=None) -> dict:
+    """load_denoiser at each of `sigmas`, by sigma: one network, read and prepared once."""
     from dds.diffusion.one_shot import OneShotDenoiser
 
     tensors, meta = load_tensors(denoiser_path)
     eps_model, alphas_cumprod, _ = _eps_model(denoiser_path, tensors, meta, device)
-    if meta.get("kind") != "multistep":
-        denoiser = OneShotDenoiser(eps_model if run is None else run.prepare(eps_model), alphas_cumprod, sigma)
-    else:
+    multistep = meta.get("kind") == "multistep"
+    if multistep:
         from dds.diffusion.multistep import MultiStepDenoiser, with_variance
 
         eps_model = with_variance(eps_model)
         settings = meta["sampler"], json.loads(meta["steps"]), json.loads(meta["eta"])
-        try:
-            denoiser = MultiStepDenoiser(
-                eps_model if run is None else run.prepare(eps_model), alphas_cumprod, sigma, *settings
-            )
-        except ValueError as err:
-            raise ValueError(f"{denoiser_path}: {err}") from None
-        log.info("%s: %s, reverse steps at timesteps %s", denoiser_path, denoiser.settings(), denoiser.timesteps)
-    log.info("sigma=%g: timestep %d of %d (abar %.5f)", sigma, denoiser.t, len(alphas_cumprod), denoiser.abar)
-    return denoiser
+    if run is not None:
+        eps_model = run.prepare(eps_model)
+    denoisers = {}
+    for sigma in sigmas:
+        if not multistep:
+            denoiser = OneShotDenoiser(eps_model, alphas_cumprod, sigma)
+        else:
+            try:
+                denoiser = MultiStepDenoiser(eps_model, alphas_cumprod, sigma, *settings)
+            except ValueError as err:
+                raise ValueError(f"{denoiser_path}: {err}") from None
+            log.info("%s: %s, reverse steps at timesteps %s", denoiser_path, denoiser.settings(), denoiser.timesteps)
+        log.info("sigma=%g: timestep %d of %d (abar %.5f)", sigma, denoiser.t, len(alphas_cumprod), denoiser.abar)
+        denoisers[sigma] = denoiser
+    return denoisers

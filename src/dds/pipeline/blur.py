@@ -20,39 +20,65 @@ def blur_noise(
     *,
     images,
     classifier,
-    predictions,
+    predictions: list,
     spec: dict,
-    noise: float,
+    noise_levels: list,
     seed: int,
     batch_size: int,
     device: str,
     inference: dict | None = None,
 ) -> None:
-    """The blur-majority defence on an image shard with Gaussian noise of std `noise` added (0 for
-    none): predictions as is, blurred once and twice, and their majority, with a noise_level column."""
+    """The blur-majority defence on an image shard with Gaussian noise of each std in
+    `noise_levels` added (0 for none), into the file of `predictions` at the same position:
+    predictions as is, blurred once and twice, and their majority, with a noise_level column."""
+    if len(noise_levels) != len(predictions):
+        raise ValueError(f"blur_noise: {len(noise_levels)} noise levels but {len(predictions)} prediction files")
+    from dds.evaluation.blur import add_noise
+
+    source = read_images(images)
+    sets = [(add_noise(source, noise, seed), noise) for noise in noise_levels]
+    _blur_sets(sets, classifier, predictions, spec, batch_size, device, inference)
+
+
+def blur_adversarial(
+    *,
+    images: list,
+    classifier,
+    predictions: list,
+    spec: dict,
+    batch_size: int,
+    device: str,
+    inference: dict | None = None,
+) -> None:
+    """The blur-majority defence on each adversarial set of `images` as it is (blur_noise's
+    table at noise level 0), into the file of `predictions` at the same position."""
+    if len(images) != len(predictions):
+        raise ValueError(f"blur_adversarial: {len(images)} image sets but {len(predictions)} prediction files")
+    _blur_sets(
+        [(read_images(path), 0.0) for path in images], classifier, predictions, spec, batch_size, device, inference
+    )
+
+
+def _blur_sets(sets, classifier, predictions, spec, batch_size, device, inference) -> None:
+    """The blur-majority predictions of each (images, noise level) of `sets` with one classifier,
+    loaded once after every set was read."""
     from dds.evaluation import blur
     from dds.evaluation.inference import load_prepared, resolve
     from dds.precision import with_precision
 
     dev = resolve_device(device)
     run = resolve(inference, dev)
-    noisy = blur.add_noise(read_images(images), noise, seed)
     model = load_prepared(classifier, dev, run)
-    table = blur.blur_predictions(model, noisy, spec["kernel_size"], spec["sigma"], batch_size, dev)
-    table["noise_level"] = float(noise)
-    summary = blur.blur_table(table).iloc[0]
-    log.info(
-        "noise %g: acc NS %.4f SS %.4f DS %.4f majority %.4f, rejected %.4f of %d images",
-        noise,
-        *summary[["acc_ns", "acc_ss", "acc_ds", "acc_maj", "reject_rate", "n"]],
-    )
-    write_table(with_precision(table, run.precision), predictions)
-
-
-def blur_adversarial(**kwargs) -> None:
-    """The blur-majority defence on an adversarial shard as it is: blur_noise without noise (the
-    same rule keys but `noise`)."""
-    blur_noise(noise=0.0, **kwargs)
+    for (images, noise), path in zip(sets, predictions, strict=True):
+        table = blur.blur_predictions(model, images, spec["kernel_size"], spec["sigma"], batch_size, dev)
+        table["noise_level"] = float(noise)
+        summary = blur.blur_table(table).iloc[0]
+        log.info(
+            "noise %g: acc NS %.4f SS %.4f DS %.4f majority %.4f, rejected %.4f of %d images",
+            noise,
+            *summary[["acc_ns", "acc_ss", "acc_ds", "acc_maj", "reject_rate", "n"]],
+        )
+        write_table(with_precision(table, run.precision), path)
 
 
 def blur_table(*, clean, adversarial, table, tex, dataset: str, classifier: str) -> None:

@@ -11,13 +11,17 @@ from dds.precision import with_precision
 
 
 def classify_undefended(
-    *, images, classifier, predictions, batch_size: int, device: str, inference: dict | None = None
+    *, images: list, classifier, predictions: list, batch_size: int, device: str, inference: dict | None = None
 ) -> None:
-    """The classifier's predictions on an image set as it is."""
+    """The classifier's predictions on each image set of `images` as it is, into the file of
+    `predictions` at the same position. Every set is read first, so a bad file writes nothing."""
     from dds.evaluation.inference import resolve
 
+    if len(images) != len(predictions):
+        raise ValueError(f"classify_undefended: {len(images)} image sets but {len(predictions)} prediction files")
     dev = resolve_device(device)
     run = resolve(inference, dev)
-    source = read_images(images)
+    sources = [read_images(path) for path in images]
     model = load_prepared(classifier, dev, run)
-    write_table(with_precision(classify_predictions(model, source, batch_size, dev), run.precision), predictions)
+    for source, path in zip(sources, predictions, strict=True):
+        write_table(with_precision(classify_predictions(model, source, batch_size, dev), run.precision), path)

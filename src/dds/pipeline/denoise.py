@@ -3,7 +3,7 @@
 import logging
 
 from dds.device import resolve_device
-from dds.diffusion.loading import load_denoiser
+from dds.diffusion.loading import load_denoisers
 from dds.evaluation.classify import predictions as classify_predictions
 from dds.evaluation.inference import load_prepared
 from dds.io import (
@@ -19,30 +19,45 @@ log = logging.getLogger(__name__)
 
 def denoise_and_classify(
     *,
-    images,
+    images: list,
     denoiser,
     classifier,
-    denoised,
-    predictions,
-    sigma: float,
+    denoised: list,
+    predictions: list,
+    sigmas: list,
     seed: int,
     batch_size: int,
     device: str,
     inference: dict | None = None,
 ) -> None:
-    """Denoise an image shard at `sigma`, write the denoised images, and classify them with
-    the classifier the set was made for (one job instead of two: see rules/denoise.smk).
-    Both models are loaded first, so a bad file stops the job before the denoising."""
+    """Denoise each image set of `images` at each sigma, write the denoised images and classify
+    them with the classifier the sets were made for (one job for a classifier's sets: see
+    rules/denoise.smk). Output k is set k // len(sigmas) at sigma k % len(sigmas), the order of
+    every_set in rules/common.smk. Every input is read and both models are loaded first, so a
+    bad file stops the job before anything is written."""
     from dds.diffusion.one_shot import denoise_images
     from dds.evaluation.inference import resolve
 
+    expected = len(images) * len(sigmas)
+    if not len(denoised) == len(predictions) == expected:
+        raise ValueError(
+            f"denoise_and_classify: {len(images)} image sets at {len(sigmas)} sigmas need {expected} denoised "
+            f"and prediction files, got {len(denoised)} and {len(predictions)}"
+        )
     dev = resolve_device(device)
     run = resolve(inference, dev)
-    source = read_images(images)
+    sources = [read_images(path) for path in images]
     model = load_prepared(classifier, dev, run)
-    one_shot = load_denoiser(denoiser, sigma, dev, run)
-    result = ImageSet(source.idx, source.labels, denoise_images(one_shot, source, seed, batch_size, dev))
-    log.info("denoised %d images", len(source))
-    # the denoised images name their precision too: the attention maps of them run in fp32
-    write_images(denoised, result, {PRECISION: [run.precision] * len(result)})
-    write_table(with_precision(classify_predictions(model, result, batch_size, dev), run.precision), predictions)
+    denoisers = load_denoisers(denoiser, sigmas, dev, run)
+    outputs = iter(zip(denoised, predictions, strict=True))
+    for path, source in zip(images, sources, strict=True):
+        for sigma in sigmas:
+            denoised_path, predictions_path = next(outputs)
+            result = ImageSet(
+                source.idx, source.labels, denoise_images(denoisers[sigma], source, seed, batch_size, dev)
+            )
+            log.info("%s: denoised %d images at sigma %g", path, len(source), sigma)
+            # the denoised images name their precision too: the attention maps of them run in fp32
+            write_images(denoised_path, result, {PRECISION: [run.precision] * len(result)})
+            table = classify_predictions(model, result, batch_size, dev)
+            write_table(with_precision(table, run.precision), predictions_path)
