@@ -351,7 +351,7 @@ def test_one_denoise_job_over_sets_and_sigmas_writes_what_a_job_per_set_and_sigm
     assert not torch.equal(
         read_images(tmp_path / "all-0-0.5.parquet").images, read_images(tmp_path / "all-1-0.5.parquet").images
     )
-    with pytest.raises(ValueError, match="2 image sets at 2 sigmas need 4 denoised"):
+    with pytest.raises(ValueError, match="2 image sets at 2 sigmas need 4 denoised files, got 1"):
         denoise_and_classify(
             images=[tmp_path / "in0.parquet", tmp_path / "in1.parquet"],
             denoised=[tmp_path / "x.parquet"],

@@ -57,6 +57,9 @@ def test_adding_a_sigma_plans_only_its_jobs_and_the_aggregates(finished_run):
         "iterations_sweep": 2 + 1 + 1,
         "transfer_matrix": 2 + 1 + 1,
         "accuracy_table": 2 + 2 + 1,
+        # the attention maps read the rewritten denoised files (at their own sigma, 0.25)
+        "attention_maps": 2 + 1 + 1,
+        "attention_table": 1,
         "accuracy_summary": 1,
         "examples_figure": 1,
         "certified_table": 2 + 1 + 1,
@@ -67,6 +70,24 @@ def test_adding_a_sigma_plans_only_its_jobs_and_the_aggregates(finished_run):
         "report": 1,
         "all": 1,
     }
+
+
+def test_adding_an_epsilon_attacks_only_at_it_and_reruns_the_cheap_per_set_jobs_whole(finished_run):
+    pgd = yaml.safe_load((finished_run / "config.yaml").read_text())["attacks"]["pgd"]
+    jobs = planned(
+        finished_run, *overlay(finished_run, "more-eps.yaml", {"attacks": {"pgd": {**pgd, "epsilons": [0.05, 0.1]}}})
+    )
+    # the attack runs at the new epsilon only (2 classifiers x 2 shards); the expensive stages
+    # that take an epsilon (certification of attacked sets, the adaptive attack) keep their jobs
+    assert {w["epsilon"] for rule, w in jobs if rule == "attack"} == {"0.05"} and counts(jobs)["attack"] == 4
+    assert not (TRAINING | {"certify_clean", "certify_adversarial", "adaptive_attack", "blur_noise"}) & {
+        r for r, _ in jobs
+    }
+    # the per-set jobs run per (classifier, shard) over every set: each reruns whole, its old
+    # sets too (docs/decisions.md): ddpm and ddpm-cal with 2 classifiers, ddim3 with resnet
+    jobs = counts(jobs)
+    assert jobs["classify_undefended"] == 4 and jobs["blur_adversarial"] == 4
+    assert jobs["denoise_and_classify"] == (2 + 2 + 1) * 2
 
 
 def test_a_calibration_setting_reruns_only_the_calibrated_denoiser_and_what_follows(finished_run):

@@ -95,3 +95,13 @@ def test_run_stage_refuses_a_key_named_twice_and_a_missing_one(tmp_path):
         run_stage(stage, Job(tmp_path, {"images": "a"}, {"images": "b"}, {"sigma": 1.0}))
     with pytest.raises(TypeError, match="sigma"):
         run_stage(stage, Job(tmp_path, {"images": "a"}, {}, {}))
+
+
+def test_a_job_over_several_sets_needs_one_file_per_set():
+    layout.expect_files("blur_noise", 2, "2 noise levels", predictions=["a", "b"])
+    with pytest.raises(
+        ValueError, match=r"denoise_and_classify: 2 image sets at 3 sigmas need 6 predictions files, got 5"
+    ):
+        layout.expect_files(
+            "denoise_and_classify", 6, "2 image sets at 3 sigmas", denoised=list("abcdef"), predictions=list("abcde")
+        )

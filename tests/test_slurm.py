@@ -54,14 +54,14 @@ CLUSTER_ARGS = (
     "1",
     # the job logs show that each job ran inside SLURM
     "--slurm-keep-successful-logs",
-    # each SLURM job costs two Snakemake start-ups: on 2 cores, the 8 jobs of the two
-    # epsilons (attack, classify, denoise) run as one SLURM job per epsilon
+    # each SLURM job costs two Snakemake start-ups: on 2 cores, the 4 jobs that make and
+    # read the image sets (an attack per epsilon, then one classify and one denoise job over
+    # both sets) run as one SLURM job
     "--groups",
     *(f"{rule}=eval" for rule in ("attack", "classify_undefended", "denoise_and_classify")),
     "--group-components",
     "eval=1",
-    # a group job asks for as many CPUs as it could use at once, at most --cores: with one,
-    # the two group jobs run side by side on the 2-CPU node
+    # a group job asks for as many CPUs as it could use at once, at most --cores: one
     "--cores",
     "1",
 )
@@ -220,14 +220,14 @@ def test_the_workflow_runs_through_slurm_and_equals_a_local_run(slurm_env, tmp_p
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
 
-    # SLURM ran every job: four single ones and two group jobs
+    # SLURM ran every job: four single ones and one group job
     submitted = dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: (\S+)\)\.", log))
     slurm_logs = on_slurm / ".snakemake" / "slurm_logs"
     by_rule = {
         Path(path).relative_to(slurm_logs).parts[0].removeprefix("rule_"): job_id for job_id, path in submitted.items()
     }
     (group,) = set(by_rule) - {"sample", "train_classifier", "train_denoiser", "accuracy_table"}
-    assert group.startswith("group_eval") and len(submitted) == 6
+    assert group.startswith("group_eval") and len(submitted) == 5
     listed = subprocess.run(
         ["squeue", "--states=all", "-h", "-o", "%i %T"], env=slurm_env, capture_output=True, text=True
     ).stdout

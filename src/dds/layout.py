@@ -111,6 +111,14 @@ def fill(pattern: str, **values) -> str:
     return pattern.format(**{k: num(v) if isinstance(v, float) else v for k, v in values.items()})
 
 
+def expect_files(rule: str, count: int, items: str, **files) -> None:
+    """Stop a job that runs over several sets (or sigmas, noise levels) unless each list of
+    `files` has one file per item: `count` items, described as `items` in the error."""
+    for name, paths in files.items():
+        if len(paths) != count:
+            raise ValueError(f"{rule}: {items} need {count} {name} files, got {len(paths)}")
+
+
 def certify_rows(shard: int, shard_size: int, num_images: int, shard_file: bool) -> list[int]:
     """Rows [start, stop) of the images to certify in shard `shard`: only the first
     `num_images` of the evaluation sample are certified. `shard_file`: the input file holds

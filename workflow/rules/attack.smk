@@ -14,7 +14,7 @@ rule attack:
     resources:
         **job_resources("attack", mem_mb=2000, runtime=60, gpu=True),
     params:
-        spec=lambda wildcards: config["attacks"][wildcards.attack],
+        spec=attack_settings,
         attack_name=lambda wildcards: wildcards.attack,
         classifier_name=lambda wildcards: wildcards.classifier,
         epsilon=lambda wildcards: float(wildcards.epsilon),

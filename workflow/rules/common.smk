@@ -269,6 +269,25 @@ def all_outputs(
     return sorted(paths)
 
 
+def settings(section, *keys):
+    """A config section as a job's params, only `keys` if given, else without the keys that
+    list what the workflow sweeps or which jobs run (epsilons, sigmas, denoisers, enabled):
+    those are no setting of any one job, and left in they would rerun every job of the section
+    when a value is added (Snakemake's params trigger)."""
+    if keys:
+        return {key: section[key] for key in keys}
+    return {
+        key: value
+        for key, value in section.items()
+        if key not in ("epsilons", "sigmas", "denoisers", "enabled")
+    }
+
+
+def attack_settings(wildcards):
+    """The settings of the wildcard's attack, as its jobs take them (see settings)."""
+    return settings(config["attacks"][wildcards.attack])
+
+
 def every_set(pattern, **axes):
     """A job's files of `pattern` for every image set of a (classifier, shard), the clean set and
     each attack's epsilons in config order, each at every value of `axes` (sigma=SIGMAS: the

@@ -18,7 +18,7 @@ rule iterations_sweep:
         classifier_name=lambda wildcards: wildcards.classifier,
         attack_name=lambda wildcards: wildcards.attack,
         denoiser_name=lambda wildcards: wildcards.denoiser,
-        spec=lambda wildcards: config["attacks"][wildcards.attack],
+        spec=attack_settings,
         sweep=ITERATIONS,
         sigmas=SIGMAS,
         seed=config["seed"],

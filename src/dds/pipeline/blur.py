@@ -31,8 +31,7 @@ def blur_noise(
     """The blur-majority defence on an image shard with Gaussian noise of each std in
     `noise_levels` added (0 for none), into the file of `predictions` at the same position:
     predictions as is, blurred once and twice, and their majority, with a noise_level column."""
-    if len(noise_levels) != len(predictions):
-        raise ValueError(f"blur_noise: {len(noise_levels)} noise levels but {len(predictions)} prediction files")
+    layout.expect_files("blur_noise", len(noise_levels), f"{len(noise_levels)} noise levels", predictions=predictions)
     from dds.evaluation.blur import add_noise
 
     source = read_images(images)
@@ -52,8 +51,7 @@ def blur_adversarial(
 ) -> None:
     """The blur-majority defence on each adversarial set of `images` as it is (blur_noise's
     table at noise level 0), into the file of `predictions` at the same position."""
-    if len(images) != len(predictions):
-        raise ValueError(f"blur_adversarial: {len(images)} image sets but {len(predictions)} prediction files")
+    layout.expect_files("blur_adversarial", len(images), f"{len(images)} image sets", predictions=predictions)
     _blur_sets(
         [(read_images(path), 0.0) for path in images], classifier, predictions, spec, batch_size, device, inference
     )

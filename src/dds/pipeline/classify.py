@@ -1,5 +1,6 @@
-"""The rule that classifies a set without defence."""
+"""The rule that classifies image sets without defence."""
 
+from dds import layout
 from dds.device import resolve_device
 from dds.evaluation.classify import predictions as classify_predictions
 from dds.evaluation.inference import load_prepared
@@ -17,8 +18,7 @@ def classify_undefended(
     `predictions` at the same position. Every set is read first, so a bad file writes nothing."""
     from dds.evaluation.inference import resolve
 
-    if len(images) != len(predictions):
-        raise ValueError(f"classify_undefended: {len(images)} image sets but {len(predictions)} prediction files")
+    layout.expect_files("classify_undefended", len(images), f"{len(images)} image sets", predictions=predictions)
     dev = resolve_device(device)
     run = resolve(inference, dev)
     sources = [read_images(path) for path in images]

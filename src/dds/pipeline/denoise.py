@@ -2,6 +2,7 @@
 
 import logging
 
+from dds import layout
 from dds.device import resolve_device
 from dds.diffusion.loading import load_denoisers
 from dds.evaluation.classify import predictions as classify_predictions
@@ -38,12 +39,10 @@ def denoise_and_classify(
     from dds.diffusion.one_shot import denoise_images
     from dds.evaluation.inference import resolve
 
-    expected = len(images) * len(sigmas)
-    if not len(denoised) == len(predictions) == expected:
-        raise ValueError(
-            f"denoise_and_classify: {len(images)} image sets at {len(sigmas)} sigmas need {expected} denoised "
-            f"and prediction files, got {len(denoised)} and {len(predictions)}"
-        )
+    sets = f"{len(images)} image sets at {len(sigmas)} sigmas"
+    layout.expect_files(
+        "denoise_and_classify", len(images) * len(sigmas), sets, denoised=denoised, predictions=predictions
+    )
     dev = resolve_device(device)
     run = resolve(inference, dev)
     sources = [read_images(path) for path in images]
