@@ -254,10 +254,8 @@ def test_attention_maps(cbam, data, method, caplog):
 # --- a stage of the workflow, from its files --------------------------------------------------
 
 
-def test_denoise_and_classify_stage(tmp_path, tiny_unet, data, monkeypatch, caplog):
-    """The rule's stage function with every convolution out of memory above 4 images: the
-    files it writes equal those of an uninterrupted run at 8 and of a run at 4."""
-    write_images(tmp_path / "in.parquet", data)
+def save_denoise_models(tmp_path, tiny_unet) -> None:
+    """The denoise stage's two files: the tiny DDPM as `d`, a seeded ResNet-18 as `c`."""
     save_ddpm(tiny_unet, build_scheduler({"num_train_timesteps": 1000, "beta_schedule": "linear"}), tmp_path / "d")
     torch.manual_seed(0)
     save_classifier(
@@ -267,6 +265,13 @@ def test_denoise_and_classify_stage(tmp_path, tiny_unet, data, monkeypatch, capl
         1,
         10,
     )
+
+
+def test_denoise_and_classify_stage(tmp_path, tiny_unet, data, monkeypatch, caplog):
+    """The rule's stage function with every convolution out of memory above 4 images: the
+    files it writes equal those of an uninterrupted run at 8 and of a run at 4."""
+    write_images(tmp_path / "in.parquet", data)
+    save_denoise_models(tmp_path, tiny_unet)
 
     def run(b, name):
         out = tmp_path / name
@@ -310,15 +315,7 @@ def test_one_denoise_job_over_sets_and_sigmas_writes_what_a_job_per_set_and_sigm
     sets = [ImageSet(data.idx, data.labels, data.images), ImageSet(data.idx, data.labels, data.images.flip(-1))]
     for k, images in enumerate(sets):
         write_images(tmp_path / f"in{k}.parquet", images)
-    save_ddpm(tiny_unet, build_scheduler({"num_train_timesteps": 1000, "beta_schedule": "linear"}), tmp_path / "d")
-    torch.manual_seed(0)
-    save_classifier(
-        build_classifier("resnet18", {}, 1, 10, [0.5], [0.25]),
-        tmp_path / "c",
-        {"model": "resnet18", "kwargs": {}},
-        1,
-        10,
-    )
+    save_denoise_models(tmp_path, tiny_unet)
     common = dict(denoiser=tmp_path / "d", classifier=tmp_path / "c", seed=0, batch_size=8, device="cpu")
     sigmas = [0.25, 0.5]
     names = [f"{k}-{s}" for k in range(2) for s in sigmas]
