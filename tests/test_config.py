@@ -58,18 +58,20 @@ def test_defaults_fill_removed_keys(config):
         del config[key]
     config["dataset"] = {"name": "digits"}
     config["denoisers"] = {"small": {}}
-    for section in ("certify", "iterations", "adaptive", "transfer", "attention"):
+    for section in ("accuracy", "certify", "iterations", "adaptive", "transfer", "attention"):
         del config[section]["denoisers"]
     del config["purification"]
     del config["attacks"]["pgd"]["random_start"]
     check(config)
     assert config["certify"]["denoisers"] is None and config["purification"]["enabled"] is False
+    assert config["accuracy"]["denoisers"] is None
     assert config["batch_size"] == 256
     assert config["report"] == {"examples": 6, "headline_radius": 0.5}
     assert config["dataset"] == {"name": "digits", "image_size": 16, "eval_size": 300, "shard_size": 300}
     small = config["denoisers"]["small"]
     assert small["block_out_channels"] == [32, 64, 64] and small["attention_levels"] == [2]
     assert small["num_train_timesteps"] == 1000 and small["beta_schedule"] == "linear"
+    assert small["max_sigma"] is None
     assert config["attacks"]["pgd"]["random_start"] is False
 
 
@@ -223,6 +225,19 @@ BAD = {
         set_key(["certify", "denoisers"], ["ddpm", "ddim7"]),
         ["'certify.denoisers'", "'ddim7'"],
     ),
+    "accuracy on an unknown denoiser": (
+        set_key(["accuracy", "denoisers"], ["ddpm", "ddim7"]),
+        ["'accuracy.denoisers'", "'ddim7'"],
+    ),
+    "purification zero draws": (set_key(["purification", "n"], 0), ["'purification.n'"]),
+    "ddpm trained below a workflow sigma": (
+        set_key(["sigmas"], [0.25, 0.5, 1.0, 1.5]),
+        ["'denoisers.ddpm.max_sigma'", "below sigma 1.5", "at least 1.5"],
+    ),
+    "ddpm trained below a calibration sigma": (
+        set_key(["denoisers", "ddpm-cal", "sigmas"], [0.5, 2.0]),
+        ["'denoisers.ddpm.max_sigma'", "below sigma 2"],
+    ),
     "purification unknown denoiser": (
         set_key(["purification", "denoisers"], ["ddpm", "ddim7"]),
         ["'purification.denoisers'", "'ddim7'"],
@@ -275,8 +290,9 @@ def without_pgd_sweeps(config):
 
 GOOD = {
     # the adaptive attack's sigmas must be among them: all of them
-    "largest sigma": lambda c: (
+    "largest sigma, a DDPM trained on every timestep": lambda c: (
         set_key(["sigmas"], [10])(c),
+        set_key(["denoisers", "ddpm", "max_sigma"], None)(c),
         c["adaptive"].pop("sigmas"),
         c["purification"].pop("sigmas"),
     ),

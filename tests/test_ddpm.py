@@ -65,3 +65,29 @@ def test_train_ddpm_is_deterministic(digits8):
     a, b, c = states
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_train_ddpm_draws_timesteps_up_to_max_timestep_only(digits8):
+    """max_timestep (config key max_sigma) bounds the timesteps trained on; without it every
+    timestep of the schedule is drawn."""
+    train = ImageSet(digits8.idx[:32], digits8.labels[:32], digits8.images[:32])
+    seen = {}
+    for top in (5, None):
+        unet = build_unet(8, 1, TINY_UNET)
+        drawn = []
+        unet.register_forward_pre_hook(lambda module, args, drawn=drawn: drawn.append(args[1].clone()))
+        metrics = train_ddpm(
+            unet,
+            build_scheduler(SCHEDULE),
+            train,
+            steps=4,
+            batch_size=16,
+            lr=1e-3,
+            seed=0,
+            device="cpu",
+            max_timestep=top,
+        )
+        seen[top] = torch.cat(drawn)
+        assert metrics["timesteps"] == (6 if top == 5 else SCHEDULE["num_train_timesteps"])
+    assert seen[5].min() >= 0 and seen[5].max() == 5  # 64 draws from 0..5 reach 5
+    assert seen[None].max() > 5

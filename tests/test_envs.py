@@ -3,6 +3,7 @@
 
 import ast
 import functools
+import importlib
 import json
 import re
 import subprocess
@@ -99,12 +100,10 @@ def test_every_script_calls_the_stage_function_named_after_its_rule():
         assert env in ("TORCH_ENV", "REPORT_ENV"), f"rule {rule} ({smk}) names no conda environment"
         assert script == rule, f"rule {rule} ({smk}) runs scripts/{script}.py, not scripts/{rule}.py"
         text = (REPO / "workflow" / "scripts" / f"{script}.py").read_text()
-        call = re.fullmatch(
-            r"from dds\.pipeline\.(\w+) import (\w+)\nfrom dds\.runtime import run_stage\n\n"
-            r"run_stage\((\w+), snakemake\)\n",
-            text,
-        )
-        assert call and call.group(2) == call.group(3) == rule, f"scripts/{script}.py is not run_stage({rule}, ...)"
+        call = re.fullmatch(r'from dds\.jobs import run_job\n\nrun_job\("(\w+)", "(\w+)", snakemake\)\n', text)
+        assert call and call.group(2) == rule, f"scripts/{script}.py is not run_job(<module>, {rule!r}, snakemake)"
+        module = importlib.import_module(f"dds.pipeline.{call.group(1)}")
+        assert callable(getattr(module, rule, None)), f"scripts/{script}.py: dds.pipeline.{call.group(1)} has no {rule}"
 
 
 # each stage in a forked child of one process that has loaded dds.runtime (every job loads it)
@@ -139,9 +138,7 @@ def loaded_by_report_rules() -> dict:
     """Rule -> the top-level modules its job loads, for every rule run in envs/report.yaml."""
     stages = [
         (
-            re.match(
-                r"from dds\.pipeline\.(\w+) import", (REPO / "workflow" / "scripts" / f"{rule}.py").read_text()
-            ).group(1),
+            re.search(r'run_job\("(\w+)"', (REPO / "workflow" / "scripts" / f"{rule}.py").read_text()).group(1),
             rule,
         )
         for rule, _, env, script in rules()

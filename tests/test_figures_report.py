@@ -3,6 +3,7 @@ report (dds.reporting.html): what is drawn, what is embedded and escaped, and th
 
 import base64
 import io
+import json
 import math
 import re
 
@@ -183,6 +184,9 @@ def test_write_report_and_provenance_rendered(figure_files, tmp_path):
 
 
 def benchmark(path, *rows):
+    """A benchmark file of a job writing `path`'s name, where the workflow keeps them."""
+    path = path.parent / "results" / "digits" / "benchmarks" / path.name
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(BENCHMARK_HEADER + "".join("\t".join(map(str, r)) + "\n" for r in rows))
     return path
 
@@ -207,6 +211,21 @@ def test_stage_resources(tmp_path):
     assert df["peak_rss_mib"][0] == 1024.0 and math.isnan(df["peak_rss_mib"][1]) and df["peak_rss_mib"][2] == 30.0
 
 
+def test_a_job_the_job_server_ran_counts_its_workers_memory(tmp_path):
+    """Snakemake measured the script waiting for the worker; the worker's usage record, beside
+    the job's log, holds the job's memory."""
+    served = benchmark(tmp_path / "a0.tsv", (10.5, "0:00:10", 25.0, 90, 20, 20, 1.0, 2.0, 5.0, 0.3))
+    record = tmp_path / "logs" / "digits" / "a0.log.usage.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"max_rss_mib": 812.5, "cpu_s": 9.8}))
+    direct = benchmark(tmp_path / "a1.tsv", (20.0, "0:00:20", 700.0, 1900, 900, 920, 1.0, 2.0, 95.0, 19.0))
+    df = stage_resources({"attack": [served, direct]})
+    assert df["peak_rss_mib"].tolist() == [812.5] and df["total_s"].tolist() == [30.5]
+    record.write_text("{")
+    with pytest.raises(DataFileError, match=r"a0\.log\.usage\.json: not a usage record"):
+        stage_resources({"attack": [served]})
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -218,7 +237,8 @@ def test_stage_resources(tmp_path):
     ],
 )
 def test_stage_resources_bad_file(tmp_path, content, message):
-    path = tmp_path / "bench.tsv"
+    path = tmp_path / "results" / "digits" / "benchmarks" / "bench.tsv"
+    path.parent.mkdir(parents=True)
     if content is not None:
         path.write_text(content)
     with pytest.raises(DataFileError, match=rf"bench\.tsv: {message}"):

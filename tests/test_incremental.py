@@ -44,15 +44,15 @@ def test_adding_a_sigma_plans_only_its_jobs_and_the_aggregates(finished_run):
     assert {w["sigma"] for _, w in jobs if "sigma" in w} == {"0.75"}
     # denoising runs one job per (denoiser, classifier, shard) over every set and sigma, so
     # each reruns whole (ddpm and ddpm-cal, whose own sigmas are pinned, with 2 classifiers,
-    # ddim3 with resnet; 2 shards); per new sigma and denoiser: clean certification of 2
-    # shards, the attacked set's of 2 shards per classifier; the adaptive attack at it; the jobs
+    # ddim3 with resnet; 2 shards); per new sigma and denoiser: clean certification of its
+    # one shard, the attacked set's per classifier; the adaptive attack at it; the jobs
     # that sweep every sigma in one (iterations_sweep, transfer_matrix); aggregates. ddpm-cal is
     # analysed with resnet only, except in the accuracy tables; ddim3 runs with resnet only, not
     # in the adaptive attack (its section's denoisers), nor in purification (its own sigmas).
     assert counts(jobs) == {
         "denoise_and_classify": 4 + 4 + 2,
-        "certify_clean": 2 + 2 + 2,
-        "certify_adversarial": 4 + 2 + 2,
+        "certify_clean": 1 + 1 + 1,
+        "certify_adversarial": 2 + 1 + 1,
         "adaptive_attack": 2 + 1,
         "iterations_sweep": 2 + 1 + 1,
         "transfer_matrix": 2 + 1 + 1,
@@ -138,6 +138,37 @@ def test_a_pgd_parameter_reruns_the_attacks_and_what_follows_not_training(finish
     # (per classifier and shard: ddpm's and ddpm-cal's, ddim3's with resnet only)
     assert jobs["attack"] == 8 and jobs["denoise_and_classify"] == 4 + 4 + 2 and jobs["classify_undefended"] == 4
     assert {"certify_adversarial", "blur_adversarial", "accuracy_table", "report"} <= set(jobs)
+
+
+def test_certification_radii_and_the_purification_list_rerun_no_certificate_or_other_comparison(finished_run):
+    """A certification job takes n0, n, alpha and its batch, not the section's radii, sets and
+    denoisers (the tables' and the workflow's); a purification job takes its section without
+    the list of denoisers compared."""
+    config = yaml.safe_load((finished_run / "config.yaml").read_text())
+    radii = {"certify": {**config["certify"], "radii": [0.0, 0.5]}}
+    jobs = counts(planned(finished_run, *overlay(finished_run, "radii.yaml", radii)))
+    assert not {"certify_clean", "certify_adversarial", "purification"} & set(jobs)
+    assert jobs["certified_table"] == 2 + 1 + 1 and jobs["report"] == 1
+    more = {"purification": {**config["purification"], "denoisers": ["ddpm", "ddim3", "ddpm-cal"]}}
+    jobs = planned(finished_run, *overlay(finished_run, "compare.yaml", more))
+    assert [w["denoiser"] for rule, w in jobs if rule == "purification"] == ["ddpm-cal"]
+    assert {rule for rule, _ in jobs} == {"purification", "purification_table", "report", "all"}
+
+
+def test_the_accuracy_tables_take_the_denoisers_of_their_section(finished_run, tmp_path):
+    """accuracy.denoisers leaves a (costly) denoiser out of the accuracy tables: no table and no
+    denoising job for it when no other section reads its denoised images."""
+    config = yaml.safe_load((finished_run / "config.yaml").read_text())
+    fresh = tmp_path / "fresh"
+    shutil.copytree(finished_run, fresh, ignore=shutil.ignore_patterns("results", "logs", ".snakemake"))
+    only = {"accuracy": {"denoisers": ["ddpm"]}, "transfer": {"denoisers": ["ddpm"]}}
+    jobs = planned(
+        fresh, *overlay(fresh, "only-ddpm.yaml", {**only, "attention": {**config["attention"], **only["transfer"]}})
+    )
+    assert {w["denoiser"] for rule, w in jobs if rule in ("accuracy_table", "denoise_and_classify")} == {"ddpm"}
+    assert counts(jobs)["accuracy_table"] == 2 and counts(jobs)["denoise_and_classify"] == 2 * 2
+    # the other denoisers keep their analyses: certification, the adaptive attack, purification
+    assert {"ddpm-cal", "ddim3"} <= {w.get("denoiser") for rule, w in jobs if rule != "denoise_and_classify"}
 
 
 def test_editing_only_the_report_template_reruns_only_the_report(finished_run, tmp_path):

@@ -105,3 +105,15 @@ def test_a_job_over_several_sets_needs_one_file_per_set():
         layout.expect_files(
             "denoise_and_classify", 6, "2 image sets at 3 sigmas", denoised=list("abcdef"), predictions=list("abcde")
         )
+
+
+def test_a_jobs_usage_record_lies_beside_its_log():
+    """dds.jobs writes it beside the log (log + .usage.json); the report finds it from the
+    benchmark file, relative or absolute."""
+    for pattern in (layout.DENOISE_JOB, layout.CERTIFICATES_ADVERSARIAL, layout.MANIFEST):
+        where = dict(dataset="digits", denoiser="ddpm", classifier="vit", shard=0, attack="pgd", epsilon=0.1, sigma=0.5)
+        bench, log = layout.fill(layout.benchmark(pattern), **where), layout.fill(layout.log(pattern), **where)
+        assert layout.usage(bench) == log + layout.USAGE_SUFFIX
+        assert layout.usage("/runs/a/" + bench) == "/runs/a/" + log + layout.USAGE_SUFFIX
+    with pytest.raises(ValueError, match="not a benchmark file"):
+        layout.usage("results/digits/tables/accuracy.parquet")

@@ -43,12 +43,39 @@ def check_denoisers(config: dict) -> None:
                 f"config key 'denoisers.{name}.base': the bases form a cycle ({cycle}); one must be a ddpm or "
                 "openai denoiser"
             )
+    _check_max_sigma(config)
+
+
+def _root(denoisers: dict, name: str) -> str:
+    """The denoiser whose network `name` runs: itself, or the end of its chain of bases."""
+    while denoisers[name]["kind"] in ("calibrated", "multistep"):
+        name = denoisers[name]["base"]
+    return name
+
+
+def _check_max_sigma(config: dict) -> None:
+    """A DDPM trained up to t*(max_sigma) only runs at sigmas up to max_sigma: the workflow's, and
+    those of the denoisers calibrated on its network."""
+    denoisers = config["denoisers"]
+    for name, spec in denoisers.items():
+        if spec["kind"] != "ddpm" or spec["max_sigma"] is None:
+            continue
+        used = [*config["sigmas"]]
+        for other, theirs in denoisers.items():
+            if theirs["kind"] == "calibrated" and _root(denoisers, other) == name:
+                used += theirs["sigmas"] or []
+        if max(used) > spec["max_sigma"]:
+            raise ConfigError(
+                f"config key 'denoisers.{name}.max_sigma': {spec['max_sigma']:g} is below sigma {max(used):g}, at "
+                f"which it denoises, but it is trained on the timesteps up to sigma {spec['max_sigma']:g} only. To "
+                f"fix: set max_sigma to at least {max(used):g}, or null to train on every timestep"
+            )
 
 
 def check_purification(config: dict) -> None:
     """The sections' denoiser lists name denoisers of the config; the purification section compares
     denoisers and classifiers of the config at its sigmas, on the examples of one of its PGD attacks."""
-    for section in ("certify", "iterations", "adaptive", "transfer", "attention"):
+    for section in ("accuracy", "certify", "iterations", "adaptive", "transfer", "attention"):
         _known(f"{section}.denoisers", config[section]["denoisers"] or [], config["denoisers"], "denoisers")
     spec = config["purification"]
     if not spec["enabled"]:

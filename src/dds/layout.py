@@ -4,6 +4,7 @@ two never drift apart. Floats in paths are written with repr(), which round-trip
 
 import re
 import string
+from pathlib import PurePath
 
 ROOT = "results/{dataset}"
 SAMPLE_TRAIN = ROOT + "/sample/train.parquet"
@@ -99,6 +100,21 @@ def log(pattern: str) -> str:
 def benchmark(pattern: str) -> str:
     """The Snakemake benchmark file (time, peak memory) of the job that writes `pattern`."""
     return "results/{dataset}/benchmarks/" + _stem(pattern).removeprefix(ROOT + "/") + ".tsv"
+
+
+# beside a job's log, the peak memory and CPU time of a job the job server ran (dds.jobs)
+USAGE_SUFFIX = ".usage.json"
+
+
+def usage(benchmark_path) -> str:
+    """The usage record of the job that `benchmark_path` (see benchmark) times: beside its log,
+    which lies under logs/ where the benchmark lies under results/<dataset>/benchmarks/."""
+    parts = PurePath(benchmark_path).parts
+    at = len(parts) - 1 - parts[::-1].index("benchmarks") if "benchmarks" in parts else -1
+    if at < 2 or parts[at - 2] != "results" or not parts[-1].endswith(".tsv"):
+        raise ValueError(f"{benchmark_path}: not a benchmark file (results/<dataset>/benchmarks/.../<name>.tsv)")
+    log = PurePath(*parts[: at - 2], "logs", parts[at - 1], *parts[at + 1 :])
+    return str(log.with_name(log.name.removesuffix(".tsv") + ".log" + USAGE_SUFFIX))
 
 
 def num(x) -> str:

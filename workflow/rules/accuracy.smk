@@ -28,12 +28,16 @@ rule accuracy_table:
         "../scripts/accuracy_table.py"
 
 
-report_benchmarks("accuracy_table", layout.TABLE, every_classifier=True)
+report_benchmarks(
+    "accuracy_table", layout.TABLE, denoisers=ACCURACY_DENOISERS, every_classifier=True
+)
 
 
 rule accuracy_summary:
     input:
-        accuracy_tables=all_outputs(layout.TABLE, every_classifier=True),
+        accuracy_tables=all_outputs(
+            layout.TABLE, denoisers=ACCURACY_DENOISERS, every_classifier=True
+        ),
     output:
         summary=layout.SUMMARY,
         png=report(

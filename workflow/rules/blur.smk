@@ -92,7 +92,9 @@ report_benchmarks("blur_table", layout.BLUR_TABLE, enabled=BLUR["enabled"])
 
 rule defences_table:
     input:
-        accuracy=all_outputs(layout.TABLE, every_classifier=True),
+        accuracy=all_outputs(
+            layout.TABLE, denoisers=ACCURACY_DENOISERS, every_classifier=True
+        ),
         blur=all_outputs(layout.BLUR_TABLE),
     output:
         table=layout.DEFENCES,

@@ -19,7 +19,7 @@ rule certify_clean:
     resources:
         **job_resources("certify_clean", mem_mb=2000, runtime=240, gpu=True),
     params:
-        spec=CERTIFY,
+        spec=CERTIFY_SETTINGS,
         rows=lambda wildcards: certify_rows(wildcards, shard_file=False),
         sigma=lambda wildcards: float(wildcards.sigma),
         seed=config["seed"],
@@ -55,7 +55,7 @@ rule certify_adversarial:
     resources:
         **job_resources("certify_adversarial", mem_mb=2000, runtime=240, gpu=True),
     params:
-        spec=CERTIFY,
+        spec=CERTIFY_SETTINGS,
         rows=lambda wildcards: certify_rows(wildcards, shard_file=True),
         sigma=lambda wildcards: float(wildcards.sigma),
         seed=config["seed"],

@@ -25,6 +25,9 @@ CERTIFY = config["certify"]
 CERTIFY_IMAGES = min(CERTIFY["num_images"], config["dataset"]["eval_size"])
 CERTIFY_SHARDS = list(range(-(-CERTIFY_IMAGES // SHARD_SIZE)))
 CERTIFY_EPSILONS = [layout.num(e) for e in sorted(map(float, CERTIFY["epsilons"]))]
+# what a certification job computes with (its radii, sets and denoisers are the tables' and
+# the workflow's: changing them reruns no certificate)
+CERTIFY_SETTINGS = {k: CERTIFY[k] for k in ("n0", "n", "alpha", "batch_size")}
 BLUR = config["blur"]
 NOISE_LEVELS = [layout.num(n) for n in BLUR["noise_levels"]]
 # the conda environments (--software-deployment-method conda) of the rule families
@@ -232,6 +235,10 @@ def section_denoisers(section):
     return config[section]["denoisers"] or list(config["denoisers"])
 
 
+# the denoisers of the accuracy tables (a costly multi-step one may be left to purification)
+ACCURACY_DENOISERS = section_denoisers("accuracy")
+
+
 def all_outputs(
     pattern,
     shards=SHARDS,
@@ -353,6 +360,11 @@ PURIFICATION = config["purification"]
 PURIFICATION_IMAGES = min(PURIFICATION["num_images"], config["dataset"]["eval_size"])
 PURIFICATION_SHARDS = list(range(-(-PURIFICATION_IMAGES // SHARD_SIZE)))
 PURIFICATION_CLASSIFIERS = PURIFICATION["classifiers"] or CLASSIFIERS
+# certification's settings there: certify's, with the section's own n0 and n where given
+PURIFICATION_CERTIFY = {
+    **CERTIFY_SETTINGS,
+    **{k: PURIFICATION[k] for k in ("n0", "n") if PURIFICATION.get(k) is not None},
+}
 PURIFICATION_SIGMAS = [
     layout.num(s) for s in PURIFICATION["sigmas"] or config["sigmas"]
 ]
@@ -491,11 +503,11 @@ def get_report_tables(wildcards):
 
 
 # the examples figure shows the first classifier and attack of the config, and the first
-# denoiser that runs with that classifier
+# denoiser of the accuracy tables that runs with that classifier
 FIRST = {
     "classifier": CLASSIFIERS[0],
     "attack": next(iter(config["attacks"])),
-    "denoiser": next(d for d in config["denoisers"] if paired(CLASSIFIERS[0], d, True)),
+    "denoiser": next(d for d in ACCURACY_DENOISERS if paired(CLASSIFIERS[0], d, True)),
 }
 
 
@@ -512,7 +524,9 @@ def get_example_inputs(wildcards):
 
 def get_final_output():
     outputs = [layout.fill(layout.REPORT, dataset=DATASET)]
-    outputs += all_outputs(layout.TABLE_TEX, every_classifier=True)
+    outputs += all_outputs(
+        layout.TABLE_TEX, denoisers=ACCURACY_DENOISERS, every_classifier=True
+    )
     if CERTIFY["enabled"]:
         outputs += all_outputs(
             layout.CERTIFIED_TEX, denoisers=section_denoisers("certify")

@@ -7,7 +7,9 @@ rule report:
         examples=layout.EXAMPLES_FIGURE,
         # an input, so that editing the template reruns the report (and only it)
         template=REPORT_TEMPLATE,
-        accuracy=all_outputs(layout.ACCURACY_PNG, every_classifier=True),
+        accuracy=all_outputs(
+            layout.ACCURACY_PNG, denoisers=ACCURACY_DENOISERS, every_classifier=True
+        ),
         classifier_metrics=expand(
             layout.CLASSIFIER_METRICS, dataset=DATASET, classifier=CLASSIFIERS
         ),

@@ -1,4 +1,3 @@
-from dds.pipeline.accuracy import accuracy_summary
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(accuracy_summary, snakemake)
+run_job("accuracy", "accuracy_summary", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.accuracy import accuracy_table
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(accuracy_table, snakemake)
+run_job("accuracy", "accuracy_table", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.adaptive import adaptive_attack
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(adaptive_attack, snakemake)
+run_job("adaptive", "adaptive_attack", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.adaptive import adaptive_table
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(adaptive_table, snakemake)
+run_job("adaptive", "adaptive_table", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.attack import attack
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(attack, snakemake)
+run_job("attack", "attack", snakemake)

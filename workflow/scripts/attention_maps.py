@@ -1,4 +1,3 @@
-from dds.pipeline.attention import attention_maps
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(attention_maps, snakemake)
+run_job("attention", "attention_maps", snakemake)

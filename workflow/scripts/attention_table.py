@@ -1,4 +1,3 @@
-from dds.pipeline.attention import attention_table
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(attention_table, snakemake)
+run_job("attention", "attention_table", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.blur import blur_adversarial
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(blur_adversarial, snakemake)
+run_job("blur", "blur_adversarial", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.blur import blur_noise
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(blur_noise, snakemake)
+run_job("blur", "blur_noise", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.blur import blur_table
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(blur_table, snakemake)
+run_job("blur", "blur_table", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.denoisers import calibrate_denoiser
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(calibrate_denoiser, snakemake)
+run_job("denoisers", "calibrate_denoiser", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.certify import certified_table
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(certified_table, snakemake)
+run_job("certify", "certified_table", snakemake)

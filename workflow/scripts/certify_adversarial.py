@@ -1,4 +1,3 @@
-from dds.pipeline.certify import certify_adversarial
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(certify_adversarial, snakemake)
+run_job("certify", "certify_adversarial", snakemake)

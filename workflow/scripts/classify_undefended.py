@@ -1,4 +1,3 @@
-from dds.pipeline.classify import classify_undefended
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(classify_undefended, snakemake)
+run_job("classify", "classify_undefended", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.blur import defences_table
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(defences_table, snakemake)
+run_job("blur", "defences_table", snakemake)

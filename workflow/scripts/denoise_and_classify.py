@@ -1,4 +1,3 @@
-from dds.pipeline.denoise import denoise_and_classify
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(denoise_and_classify, snakemake)
+run_job("denoise", "denoise_and_classify", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.accuracy import examples_figure
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(examples_figure, snakemake)
+run_job("accuracy", "examples_figure", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.denoisers import fetch_denoiser
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(fetch_denoiser, snakemake)
+run_job("denoisers", "fetch_denoiser", snakemake)

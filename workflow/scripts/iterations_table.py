@@ -1,4 +1,3 @@
-from dds.pipeline.iterations import iterations_table
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(iterations_table, snakemake)
+run_job("iterations", "iterations_table", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.denoisers import multistep_denoiser
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(multistep_denoiser, snakemake)
+run_job("denoisers", "multistep_denoiser", snakemake)

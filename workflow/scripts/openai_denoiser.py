@@ -1,4 +1,3 @@
-from dds.pipeline.denoisers import openai_denoiser
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(openai_denoiser, snakemake)
+run_job("denoisers", "openai_denoiser", snakemake)

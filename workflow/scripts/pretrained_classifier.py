@@ -1,4 +1,3 @@
-from dds.pipeline.classifiers import pretrained_classifier
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(pretrained_classifier, snakemake)
+run_job("classifiers", "pretrained_classifier", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.purification import purification
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(purification, snakemake)
+run_job("purification", "purification", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.purification import purification_table
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(purification_table, snakemake)
+run_job("purification", "purification_table", snakemake)

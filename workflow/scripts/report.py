@@ -1,4 +1,3 @@
-from dds.pipeline.report import report
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(report, snakemake)
+run_job("report", "report", snakemake)

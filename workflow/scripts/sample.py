@@ -1,4 +1,3 @@
-from dds.pipeline.sample import sample
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(sample, snakemake)
+run_job("sample", "sample", snakemake)

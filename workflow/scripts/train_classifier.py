@@ -1,4 +1,3 @@
-from dds.pipeline.classifiers import train_classifier
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(train_classifier, snakemake)
+run_job("classifiers", "train_classifier", snakemake)

@@ -1,4 +1,3 @@
-from dds.pipeline.denoisers import train_denoiser
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(train_denoiser, snakemake)
+run_job("denoisers", "train_denoiser", snakemake)

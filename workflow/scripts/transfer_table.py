@@ -1,4 +1,3 @@
-from dds.pipeline.transfer import transfer_table
-from dds.runtime import run_stage
+from dds.jobs import run_job
 
-run_stage(transfer_table, snakemake)
+run_job("transfer", "transfer_table", snakemake)

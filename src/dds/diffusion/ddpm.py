@@ -59,15 +59,17 @@ def train_ddpm(
     lr: float,
     seed: int,
     device,
+    max_timestep: int | None = None,
 ) -> dict:
-    """The DDPM objective: predict the noise added at a uniformly drawn timestep (MSE)."""
+    """The DDPM objective: predict the noise added at a uniformly drawn timestep (MSE), up to
+    `max_timestep` when given (a denoiser used at small noise levels only needs those)."""
     torch.manual_seed(derive_seed(seed, "train-denoiser"))
     rng = torch.Generator().manual_seed(derive_seed(seed, "train-denoiser-draws"))
     unet.to(device).train()
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr)
     schedule = warmup_cosine(optimizer, steps)
     x_all = train.images * 2 - 1
-    T = scheduler.config.num_train_timesteps
+    T = scheduler.config.num_train_timesteps if max_timestep is None else max_timestep + 1
     start, running = time.perf_counter(), None
     for step in range(1, steps + 1):
         pos = torch.randint(len(x_all), (batch_size,), generator=rng)
@@ -86,6 +88,7 @@ def train_ddpm(
     unet.eval()
     return {
         "steps": steps,
+        "timesteps": T,
         "final_loss": running,
         "seconds": round(time.perf_counter() - start, 2),
         "parameters": sum(p.numel() for p in unet.parameters()),

@@ -17,11 +17,14 @@ log = logging.getLogger(__name__)
 def train_denoiser(*, train, weights, metrics, name: str, spec: dict, seed: int, device: str) -> None:
     """Train DDPM `name` on the training images."""
     from dds.diffusion import ddpm
+    from dds.diffusion.one_shot import sigma_timestep
 
     train_set = read_images(train)
     torch.manual_seed(derive_seed(seed, "denoiser-init", name))
     unet = ddpm.build_unet(train_set.images.shape[-1], train_set.images.shape[1], spec)
     scheduler = ddpm.build_scheduler(spec)
+    max_sigma = spec["max_sigma"]
+    max_timestep = None if max_sigma is None else sigma_timestep(scheduler.alphas_cumprod, max_sigma)
     record = ddpm.train_ddpm(
         unet,
         scheduler,
@@ -31,6 +34,7 @@ def train_denoiser(*, train, weights, metrics, name: str, spec: dict, seed: int,
         spec["lr"],
         derive_seed(seed, "denoiser", name),
         resolve_device(device),
+        max_timestep,
     )
     ddpm.save_ddpm(unet, scheduler, weights)
     write_json(record, metrics)

@@ -1,11 +1,14 @@
 """Accuracy tables of the Safeguarding Attention experiments, and the time and memory each
 pipeline stage used (from Snakemake benchmark files)."""
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from dds import layout
 from dds.io import DataFileError, read_table
 from dds.precision import PRECISION, combined
 
@@ -160,17 +163,30 @@ def _read_benchmark(path) -> pd.DataFrame:
     return df
 
 
+def _worker_rss(benchmark, measured: float) -> float:
+    """A job's peak memory (MiB): its job-server worker's when it has a usage record, else `measured`."""
+    record = Path(layout.usage(benchmark))
+    if not record.exists():
+        return measured
+    try:
+        return float(json.loads(record.read_text())["max_rss_mib"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise DataFileError(f"{record}: not a usage record of the job server ({err}); delete it") from None
+
+
 def stage_resources(benchmarks: dict) -> pd.DataFrame:
     """Per stage (rule): jobs, total and longest job wall time (s), peak resident memory (MiB).
 
     Snakemake's `max_rss` is labelled MB but computed as bytes / 1024**2, so it is MiB.
-    It is NA for jobs too short to sample; those count for time only.
+    It is NA for jobs too short to sample; those count for time only. A job the job server ran
+    has its worker's peak memory in its usage record (Snakemake measured the script that waited
+    for the worker): that one counts.
     """
     rows = []
     for stage, paths in benchmarks.items():
         frames = [_read_benchmark(p) for p in paths]
         seconds = pd.Series([f["s"].mean() for f in frames], dtype=float)  # repeats: a job's typical time
-        rss = pd.Series([f["max_rss"].max() for f in frames], dtype=float)
+        rss = pd.Series([_worker_rss(p, f["max_rss"].max()) for p, f in zip(paths, frames)], dtype=float)
         rows.append(
             {
                 "stage": stage,
