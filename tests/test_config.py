@@ -60,11 +60,13 @@ def test_defaults_fill_removed_keys(config):
     config["denoisers"] = {"small": {}}
     for section in ("accuracy", "certify", "iterations", "adaptive", "transfer", "attention"):
         del config[section]["denoisers"]
+    for section in ("certify", "iterations", "adaptive"):
+        del config[section]["classifiers"]
     del config["purification"]
     del config["attacks"]["pgd"]["random_start"]
     check(config)
     assert config["certify"]["denoisers"] is None and config["purification"]["enabled"] is False
-    assert config["accuracy"]["denoisers"] is None
+    assert config["accuracy"]["denoisers"] is None and config["adaptive"]["classifiers"] is None
     assert config["batch_size"] == 256
     assert config["report"] == {"examples": 6, "headline_radius": 0.5}
     assert config["dataset"] == {"name": "digits", "image_size": 16, "eval_size": 300, "shard_size": 300}
@@ -228,6 +230,10 @@ BAD = {
     "accuracy on an unknown denoiser": (
         set_key(["accuracy", "denoisers"], ["ddpm", "ddim7"]),
         ["'accuracy.denoisers'", "'ddim7'"],
+    ),
+    "section on an unknown classifier": (
+        set_key(["adaptive", "classifiers"], ["vit", "vgg"]),
+        ["'adaptive.classifiers'", "'vgg'"],
     ),
     "purification zero draws": (set_key(["purification", "n"], 0), ["'purification.n'"]),
     "ddpm trained below a workflow sigma": (

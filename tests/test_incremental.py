@@ -155,20 +155,26 @@ def test_certification_radii_and_the_purification_list_rerun_no_certificate_or_o
     assert {rule for rule, _ in jobs} == {"purification", "purification_table", "report", "all"}
 
 
-def test_the_accuracy_tables_take_the_denoisers_of_their_section(finished_run, tmp_path):
+def test_sections_take_their_denoisers_and_classifiers(finished_run, tmp_path):
     """accuracy.denoisers leaves a (costly) denoiser out of the accuracy tables: no table and no
-    denoising job for it when no other section reads its denoised images."""
+    denoising job for it when no other section reads its denoised images; the classifiers of
+    certification, the adaptive attack and the iterations sweep likewise."""
     config = yaml.safe_load((finished_run / "config.yaml").read_text())
     fresh = tmp_path / "fresh"
     shutil.copytree(finished_run, fresh, ignore=shutil.ignore_patterns("results", "logs", ".snakemake"))
     only = {"accuracy": {"denoisers": ["ddpm"]}, "transfer": {"denoisers": ["ddpm"]}}
-    jobs = planned(
-        fresh, *overlay(fresh, "only-ddpm.yaml", {**only, "attention": {**config["attention"], **only["transfer"]}})
-    )
+    only["attention"] = {**config["attention"], "denoisers": ["ddpm"]}
+    for section in ("certify", "adaptive", "iterations"):
+        only[section] = {**config[section], "classifiers": ["fd-resnet"]}
+    jobs = planned(fresh, *overlay(fresh, "only-ddpm.yaml", only))
     assert {w["denoiser"] for rule, w in jobs if rule in ("accuracy_table", "denoise_and_classify")} == {"ddpm"}
     assert counts(jobs)["accuracy_table"] == 2 and counts(jobs)["denoise_and_classify"] == 2 * 2
     # the other denoisers keep their analyses: certification, the adaptive attack, purification
     assert {"ddpm-cal", "ddim3"} <= {w.get("denoiser") for rule, w in jobs if rule != "denoise_and_classify"}
+    # those three sections with fd-resnet only (ddpm-cal and ddim3 go with resnet: none there)
+    for rule in ("certify_adversarial", "certified_table", "adaptive_attack", "iterations_sweep"):
+        assert {w["classifier"] for r, w in jobs if r == rule} == {"fd-resnet"}, rule
+    assert {w["denoiser"] for r, w in jobs if r == "adaptive_attack"} == {"ddpm"}
 
 
 def test_editing_only_the_report_template_reruns_only_the_report(finished_run, tmp_path):

@@ -77,6 +77,8 @@ def check_purification(config: dict) -> None:
     denoisers and classifiers of the config at its sigmas, on the examples of one of its PGD attacks."""
     for section in ("accuracy", "certify", "iterations", "adaptive", "transfer", "attention"):
         _known(f"{section}.denoisers", config[section]["denoisers"] or [], config["denoisers"], "denoisers")
+    for section in ("certify", "iterations", "adaptive"):
+        _known(f"{section}.classifiers", config[section]["classifiers"] or [], config["classifiers"], "classifiers")
     spec = config["purification"]
     if not spec["enabled"]:
         return

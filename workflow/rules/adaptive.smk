@@ -36,7 +36,7 @@ report_benchmarks(
     enabled=ADAPTIVE["enabled"],
     attacks=section_attack("adaptive"),
     sigmas=ADAPTIVE_SIGMAS,
-    denoisers=section_denoisers("adaptive"),
+    **section_models("adaptive"),
 )
 
 
@@ -46,7 +46,7 @@ rule adaptive_table:
             layout.ADAPTIVE,
             attacks=section_attack("adaptive"),
             sigmas=ADAPTIVE_SIGMAS,
-            denoisers=section_denoisers("adaptive"),
+            **section_models("adaptive"),
         ),
     output:
         table=layout.ADAPTIVE_TABLE,

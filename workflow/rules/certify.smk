@@ -3,11 +3,13 @@ rule certify_clean:
         images=layout.SAMPLE_EVAL,
         denoiser=layout.DENOISER,
         classifiers=expand(
-            layout.CLASSIFIER, classifier=CLASSIFIERS, allow_missing=True
+            layout.CLASSIFIER, classifier=CERTIFY_CLASSIFIERS, allow_missing=True
         ),
     output:
         certificates=expand(
-            layout.CERTIFICATES_CLEAN, classifier=CLASSIFIERS, allow_missing=True
+            layout.CERTIFICATES_CLEAN,
+            classifier=CERTIFY_CLASSIFIERS,
+            allow_missing=True,
         ),
     log:
         layout.log(layout.CERTIFY_CLEAN_JOB),
@@ -34,7 +36,7 @@ report_benchmarks(
     layout.CERTIFY_CLEAN_JOB,
     enabled=CERTIFY["enabled"],
     shards=CERTIFY_SHARDS,
-    denoisers=section_denoisers("certify"),
+    **section_models("certify"),
 )
 
 
@@ -71,7 +73,7 @@ report_benchmarks(
     enabled=CERTIFY["enabled"],
     shards=CERTIFY_SHARDS,
     epsilons=CERTIFY_EPSILONS,
-    denoisers=section_denoisers("certify"),
+    **section_models("certify"),
 )
 
 
@@ -111,5 +113,5 @@ report_benchmarks(
     "certified_table",
     layout.CERTIFIED,
     enabled=CERTIFY["enabled"],
-    denoisers=section_denoisers("certify"),
+    **section_models("certify"),
 )

@@ -239,6 +239,18 @@ def section_denoisers(section):
 ACCURACY_DENOISERS = section_denoisers("accuracy")
 
 
+def section_models(section):
+    """The denoisers and classifiers an analysis section runs on (all_outputs' axes): its
+    `denoisers` and `classifiers` lists, or every one."""
+    return dict(
+        denoisers=section_denoisers(section),
+        classifiers=config[section]["classifiers"] or CLASSIFIERS,
+    )
+
+
+CERTIFY_CLASSIFIERS = section_models("certify")["classifiers"]
+
+
 def all_outputs(
     pattern,
     shards=SHARDS,
@@ -247,15 +259,17 @@ def all_outputs(
     denoisers=None,
     every_classifier=False,
     sigmas=SIGMAS,
+    classifiers=CLASSIFIERS,
 ):
     """Every concrete path of a pattern, over the axes it names (epsilons depend on the
-    attack unless given; all attacks, denoisers and sigmas unless given; a calibrated denoiser with
-    its own classifier only unless every_classifier, a multistep one with its own, see paired).
+    attack unless given; all attacks, denoisers, sigmas and classifiers unless given; a
+    calibrated denoiser with its own classifier only unless every_classifier, a multistep one
+    with its own, see paired).
     """
     axes = dict(dataset=DATASET, sigma=sigmas, noise=NOISE_LEVELS, shard=shards)
     pairs = [
         (c, d)
-        for c in CLASSIFIERS
+        for c in classifiers
         for d in (config["denoisers"] if denoisers is None else denoisers)
         if paired(c, d, every_classifier)
     ]
@@ -278,7 +292,8 @@ def all_outputs(
 
 def settings(section, *keys):
     """A config section as a job's params, only `keys` if given, else without the keys that
-    list what the workflow sweeps or which jobs run (epsilons, sigmas, denoisers, enabled):
+    list what the workflow sweeps or which jobs run (epsilons, sigmas, denoisers, classifiers,
+    enabled):
     those are no setting of any one job, and left in they would rerun every job of the section
     when a value is added (Snakemake's params trigger)."""
     if keys:
@@ -286,7 +301,7 @@ def settings(section, *keys):
     return {
         key: value
         for key, value in section.items()
-        if key not in ("epsilons", "sigmas", "denoisers", "enabled")
+        if key not in ("epsilons", "sigmas", "denoisers", "classifiers", "enabled")
     }
 
 
@@ -473,9 +488,9 @@ def get_report_tables(wildcards):
     """The tables and figures of the report's sections, of the sections enabled."""
     tables = {}
     if CERTIFY["enabled"]:
-        certified = section_denoisers("certify")
-        tables["certified"] = all_outputs(layout.CERTIFIED, denoisers=certified)
-        tables["certified_png"] = all_outputs(layout.CERTIFIED_PNG, denoisers=certified)
+        certified = section_models("certify")
+        tables["certified"] = all_outputs(layout.CERTIFIED, **certified)
+        tables["certified_png"] = all_outputs(layout.CERTIFIED_PNG, **certified)
     if BLUR["enabled"]:
         tables["blur"] = all_outputs(layout.BLUR_TABLE)
         tables["defences_png"] = layout.fill(layout.DEFENCES_PNG, dataset=DATASET)
@@ -529,7 +544,7 @@ def get_final_output():
     )
     if CERTIFY["enabled"]:
         outputs += all_outputs(
-            layout.CERTIFIED_TEX, denoisers=section_denoisers("certify")
+            layout.CERTIFIED_TEX, **section_models("certify")
         )
     if BLUR["enabled"]:
         outputs += all_outputs(layout.BLUR_TEX)

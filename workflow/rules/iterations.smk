@@ -19,7 +19,7 @@ rule iterations_sweep:
         attack_name=lambda wildcards: wildcards.attack,
         denoiser_name=lambda wildcards: wildcards.denoiser,
         spec=attack_settings,
-        sweep=ITERATIONS,
+        sweep=settings(ITERATIONS),
         sigmas=SIGMAS,
         seed=config["seed"],
         batch_size=batch_size("iterations_sweep"),
@@ -33,7 +33,7 @@ report_benchmarks(
     layout.ITERATIONS,
     enabled=ITERATIONS["enabled"],
     attacks=section_attack("iterations"),
-    denoisers=section_denoisers("iterations"),
+    **section_models("iterations"),
 )
 
 
@@ -42,7 +42,7 @@ rule iterations_table:
         sweeps=all_outputs(
             layout.ITERATIONS,
             attacks=section_attack("iterations"),
-            denoisers=section_denoisers("iterations"),
+            **section_models("iterations"),
         ),
     output:
         table=layout.ITERATIONS_TABLE,
