@@ -543,9 +543,7 @@ def get_final_output():
         layout.TABLE_TEX, denoisers=ACCURACY_DENOISERS, every_classifier=True
     )
     if CERTIFY["enabled"]:
-        outputs += all_outputs(
-            layout.CERTIFIED_TEX, **section_models("certify")
-        )
+        outputs += all_outputs(layout.CERTIFIED_TEX, **section_models("certify"))
     if BLUR["enabled"]:
         outputs += all_outputs(layout.BLUR_TEX)
     for section, tex in [
