@@ -35,6 +35,8 @@ def default_overlay(shards: int, sigmas: int, epsilons: int) -> dict:
     return {
         "dataset": {"eval_size": IMAGES, "shard_size": IMAGES // shards},
         "sigmas": SIGMAS[:sigmas],
+        # the default's DDPM is trained up to sigma 1.0 only: up to the grid's largest here
+        "denoisers": {"ddpm": {"max_sigma": max(SIGMAS[:sigmas])}},
         "attacks": {"pgd": {"epsilons": sorted(EPSILONS[:epsilons])}},
         "certify": {"enabled": True, "num_images": IMAGES},
     }
