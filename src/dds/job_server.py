@@ -88,6 +88,8 @@ def serve(path: Path) -> None:
                 selector.register(conn, selectors.EVENT_READ, "client")
                 selector.register(started[1], selectors.EVENT_READ, conn)
             elif key.data == "client":
+                if key.fileobj not in workers:  # its worker's exit, earlier in this batch, closed it
+                    continue
                 # the script died (or misbehaved): its worker is killed; its exit reports below
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(workers[key.fileobj][0], signal.SIGKILL)
