@@ -5,7 +5,7 @@ up to t*(max_sigma) only (config key denoisers.<name>.max_sigma), beside a refer
     python benchmarks/ddpm_timesteps.py results/digits/sample \\
         --runs 600:all 600:1.0 400:1.0 300:1.0 --reference results/digits/denoisers/ddpm.safetensors
 
-Each run trains the demo's UNet (config.yaml `denoisers.ddpm`, batch 64, lr 1e-3) with
+Each run trains the demo's UNet (config.yaml `denoisers.ddpm`: its network, batch and lr) with
 dds.diffusion.ddpm.train_ddpm on one thread, in a process of its own (so that two runs share the
 machine's two cores), and prints one JSON line: steps, timesteps trained on, seconds, and the MSE
 of the [0, 1] image at each sigma (the same seeded noise for every model).
@@ -18,18 +18,13 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
 
 from dds.diffusion import ddpm
 from dds.diffusion.one_shot import OneShotDenoiser, sigma_timestep
 from dds.io import read_images
 
-SPEC = dict(
-    block_out_channels=[32, 64, 64],
-    layers_per_block=1,
-    attention_levels=[2],
-    num_train_timesteps=1000,
-    beta_schedule="linear",
-)
+SPEC = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["denoisers"]["ddpm"]
 SIGMAS = (0.25, 0.5, 1.0)
 
 
@@ -50,7 +45,7 @@ def train(sample: Path, steps: int, max_sigma: str, out: Path) -> dict:
     unet = ddpm.build_unet(train_set.images.shape[-1], train_set.images.shape[1], SPEC)
     scheduler = ddpm.build_scheduler(SPEC)
     top = None if max_sigma == "all" else sigma_timestep(scheduler.alphas_cumprod, float(max_sigma))
-    record = ddpm.train_ddpm(unet, scheduler, train_set, steps, 64, 1e-3, 2, "cpu", top)
+    record = ddpm.train_ddpm(unet, scheduler, train_set, steps, SPEC["batch_size"], SPEC["lr"], 2, "cpu", top)
     ddpm.save_ddpm(unet, scheduler, out)
     return {"steps": steps, "timesteps": record["timesteps"], "seconds": record["seconds"]}
 

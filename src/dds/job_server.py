@@ -130,10 +130,11 @@ def _start_worker(conn, listener, selector, workers):
     if pid == 0:
         selector.close()
         listener.close()
+        conn.close()
         for other, (_, pidfd) in workers.items():
             other.close()
             os.close(pidfd)
-        _worker(request, fds, conn)
+        _worker(request, fds)
     for fd in fds:
         os.close(fd)
     with contextlib.suppress(OSError):  # a script already gone: the selector sees it next
@@ -141,11 +142,10 @@ def _start_worker(conn, listener, selector, workers):
     return pid, os.pidfd_open(pid)
 
 
-def _worker(request: bytes, fds: list[int], conn) -> None:
+def _worker(request: bytes, fds: list[int]) -> None:
     """The forked job: the script's streams, directory, environment and umask, then the stage."""
     code = 1
     try:
-        conn.close()
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the server
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
