@@ -618,6 +618,8 @@ def rehearsal_step(ctx) -> dict:
         return {"status": "failed", "reason": f"dds.rehearsal exited with {code} and wrote no summary"}
     summary = json.loads(summary_file.read_text())
     preset = summary["presets"]["cifar10-paper"]
+    if "error" in preset:  # the workflow did not finish: no job counts to report
+        return {"status": "failed", "reason": f"dds.rehearsal exited with {code}: {preset['error'][-500:]}"}
     numbers = {k: preset.get(k) for k in ("jobs_run", "jobs_planned", "comparison_rows", "latex_compiled", "seconds")}
     numbers["missing_outputs"] = len(preset["missing_outputs"])
     problems = [f"dds.rehearsal exited with {code}"] if code else []

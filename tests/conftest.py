@@ -21,11 +21,24 @@ if "OMP_NUM_THREADS" not in os.environ:
     torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def no_job_server_left():
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (`make test` runs two workers with `--dist loadgroup`), a worker takes
+    a test file whole, so its module fixtures are made once, and the tests that read the one
+    finished tiny run all go to one worker, so that run is made once too."""
+    for item in items:
+        shares_run = "finished_run" in getattr(item, "fixturenames", ())
+        item.add_marker(pytest.mark.xdist_group("finished_run" if shares_run else item.path.name))
+
+
+# the outermost session: not an xdist worker, nor a pytest that a test starts (the GPU check's)
+OUTERMOST = os.environ.setdefault("DDS_TEST_SESSION", str(os.getpid())) == str(os.getpid())
+
+
+def pytest_sessionfinish(session):
     """The workflow runs' job server (dds.jobs) leaves with the test session rather than
-    after its idle time."""
-    yield
+    after its idle time: at the end of the outermost session, once every worker is done."""
+    if not OUTERMOST:
+        return
     import psutil
 
     from dds import jobs

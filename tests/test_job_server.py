@@ -5,9 +5,11 @@ last job."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -77,13 +79,14 @@ def servers(tmpdir: Path) -> list:
 
 
 @pytest.fixture
-def tmpdir_(tmp_path):
-    """A TMPDIR of the test's own (its server's socket), whose server is stopped at the end."""
-    path = tmp_path / "tmp"
-    path.mkdir()
+def tmpdir_():
+    """A TMPDIR of the test's own (its server's socket), whose server is stopped at the end;
+    short, as a socket's path must be (not under tmp_path, which pytest-xdist lengthens)."""
+    path = Path(tempfile.mkdtemp(prefix="dds-test-"))
     yield path
     for proc in servers(path):
         proc.kill()
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_a_served_job_writes_what_a_job_in_its_own_process_writes(tmp_path, tmpdir_):
@@ -142,13 +145,15 @@ def test_killing_the_script_kills_its_worker(tmp_path, tmpdir_):
     ]
     (workdir / "logs" / "digits" / "classifiers").mkdir(parents=True)
     script = run_script(workdir, call, tmpdir_, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not (workers := [p for p in servers(tmpdir_) if p.cwd() == str(workdir)]) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert len(workers) == 1, "the job did not start in a worker"
-    time.sleep(2)  # training
-    script.send_signal(signal.SIGKILL)
-    script.wait()
+    try:
+        deadline = time.monotonic() + 60
+        while not (workers := [p for p in servers(tmpdir_) if p.cwd() == str(workdir)]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers) == 1, "the job did not start in a worker"
+        time.sleep(2)  # training
+    finally:  # a long training left running would slow every test after this one
+        script.send_signal(signal.SIGKILL)
+        script.wait()
     workers[0].wait(timeout=10)  # psutil.TimeoutExpired if it outlived its script
     assert not (workdir / "results" / "digits" / "classifiers" / "r.safetensors").exists()
 
