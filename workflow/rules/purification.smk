@@ -13,6 +13,8 @@ rule purification:
         layout.log(layout.PURIFICATION),
     benchmark:
         layout.benchmark(layout.PURIFICATION)
+    # the longest jobs of the demo (a 20-step chain): started first, not left for the end
+    priority: 40
     conda:
         TORCH_ENV
     threads: job_threads("purification")

@@ -115,7 +115,7 @@ def calibrate(
     denoisers = [OneShotDenoiser(eps_model, alphas_cumprod, s) for s in sigmas]
     torch.manual_seed(derive_seed(seed, "calibrate-denoiser"))  # the network's dropout, if any
     generator = torch.Generator().manual_seed(derive_seed(seed, "calibrate-denoiser-draws"))
-    optimizer = torch.optim.AdamW(eps_model.parameters(), lr=settings.lr, weight_decay=0.0)
+    optimizer = training.adamw(eps_model.parameters(), lr=settings.lr, weight_decay=0.0)
     schedule = warmup_cosine(optimizer, max(1, settings.steps))
     # how often checkpoints are written does not change the result: not part of the run's identity
     run = {**dataclasses.asdict(settings), "sigmas": sigmas, "seed": seed, **(identity or {})}

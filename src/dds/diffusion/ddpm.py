@@ -10,6 +10,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 from torch import nn
 
 from dds.io import DataFileError, ImageSet, load_tensors, save_tensors
+from dds.models import training
 from dds.models.schedule import warmup_cosine
 from dds.seeding import derive_seed
 
@@ -66,7 +67,7 @@ def train_ddpm(
     torch.manual_seed(derive_seed(seed, "train-denoiser"))
     rng = torch.Generator().manual_seed(derive_seed(seed, "train-denoiser-draws"))
     unet.to(device).train()
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr)
+    optimizer = training.adamw(unet.parameters(), lr=lr)
     schedule = warmup_cosine(optimizer, steps)
     x_all = train.images * 2 - 1
     T = scheduler.config.num_train_timesteps if max_timestep is None else max_timestep + 1

@@ -162,7 +162,7 @@ def train_classifier(
     model.to(device)
     batch_size = min(batch_size, len(train))
     steps_per_epoch = len(train) // batch_size
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = training.adamw(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = warmup_cosine(optimizer, epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss()
     amp_dtype, scaler = training.mixed_precision(torch.device(device))
