@@ -1,6 +1,10 @@
 # The two commands of the quick start: `make demo` and `make test`; `make check` (the fast unit
 # tests) and `make lint` while developing.
 PYTHON ?= python3
+# uv leaves the bytecode to be compiled on first import; where the environment turns writing it
+# off (PYTHONDONTWRITEBYTECODE, as many containers do), every job and test process would compile
+# torch again (19 s instead of 8 s to import it), so the venv's bytecode is kept
+export PYTHONDONTWRITEBYTECODE :=
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
@@ -59,7 +63,7 @@ test: $(VENV)/.installed system-deps
 
 # the unit tests: no Snakemake run end to end (workflow, the SLURM cluster), no browser
 check: $(VENV)/.installed latex-deps
-	$(BIN)/python -m pytest -q -m "not workflow and not browser"
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not workflow and not browser"
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff format --check

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,23 +31,28 @@ def pytest_collection_modifyitems(items):
         item.add_marker(pytest.mark.xdist_group("finished_run" if shares_run else item.path.name))
 
 
-# the outermost session: not an xdist worker, nor a pytest that a test starts (the GPU check's)
-OUTERMOST = os.environ.setdefault("DDS_TEST_SESSION", str(os.getpid())) == str(os.getpid())
+# The outermost session (not an xdist worker, nor a pytest that a test starts: the GPU check's)
+# gives the processes below it a temporary directory of their own, where the workflow runs' job
+# server (dds.jobs) makes its socket, so that another test session on this checkout (`make check`
+# beside `make test`) has a server of its own and never stops this one's.
+OUTERMOST = "DDS_TEST_SESSION" not in os.environ
+if OUTERMOST:
+    os.environ["DDS_TEST_SESSION"] = os.environ["TMPDIR"] = tempfile.mkdtemp(prefix="dds-test-")
 
 
 def pytest_sessionfinish(session):
-    """The workflow runs' job server (dds.jobs) leaves with the test session rather than
-    after its idle time: at the end of the outermost session, once every worker is done."""
+    """The job server leaves with the test session rather than after its idle time: at the end
+    of the outermost session, once every worker is done."""
     if not OUTERMOST:
         return
     import psutil
 
-    from dds import jobs
-
-    socket = str(jobs.socket_path())
+    folder = os.environ["DDS_TEST_SESSION"]
     for proc in psutil.process_iter(["cmdline"]):
-        if socket in (proc.info["cmdline"] or []):
+        cmdline = proc.info["cmdline"] or []
+        if "dds.job_server" in cmdline and any(arg.startswith(folder) for arg in cmdline):
             proc.kill()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 # a diffusers UNet small enough to run in milliseconds on a CPU

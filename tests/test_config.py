@@ -32,9 +32,8 @@ def test_shipped_config_validates_and_gets_defaults(config, shipped):
     out = check(config)
     assert out is config
     resnet = config["classifiers"]["resnet"]
-    assert "epochs" not in shipped["classifiers"]["resnet"]
+    assert "batch_size" not in shipped["classifiers"]["resnet"]
     assert resnet == {
-        **shipped["classifiers"]["resnet"],
         "kwargs": {},
         "epochs": 8,
         "batch_size": 64,
@@ -42,6 +41,7 @@ def test_shipped_config_validates_and_gets_defaults(config, shipped):
         "weight_decay": 0.05,
         "augment": False,
         "pretrained": False,
+        **shipped["classifiers"]["resnet"],
     }
     assert changed(config, shipped) == []  # given values are kept
 
@@ -62,10 +62,12 @@ def test_defaults_fill_removed_keys(config):
         del config[section]["denoisers"]
     for section in ("certify", "iterations", "adaptive"):
         del config[section]["classifiers"]
+    del config["certify"]["adversarial_denoisers"]
     del config["purification"]
     del config["attacks"]["pgd"]["random_start"]
     check(config)
     assert config["certify"]["denoisers"] is None and config["purification"]["enabled"] is False
+    assert config["certify"]["adversarial_denoisers"] is None
     assert config["accuracy"]["denoisers"] is None and config["adaptive"]["classifiers"] is None
     assert config["batch_size"] == 256
     assert config["report"] == {"examples": 6, "headline_radius": 0.5}
@@ -226,6 +228,13 @@ BAD = {
     "section on an unknown denoiser": (
         set_key(["certify", "denoisers"], ["ddpm", "ddim7"]),
         ["'certify.denoisers'", "'ddim7'"],
+    ),
+    "adversarial certification of a denoiser not certified": (
+        lambda c: (
+            set_key(["certify", "denoisers"], ["ddpm"])(c),
+            set_key(["certify", "adversarial_denoisers"], ["ddpm-cal"])(c),
+        ),
+        ["'certify.adversarial_denoisers'", "'ddpm-cal'", "certify.denoisers"],
     ),
     "accuracy on an unknown denoiser": (
         set_key(["accuracy", "denoisers"], ["ddpm", "ddim7"]),

@@ -177,6 +177,20 @@ def test_sections_take_their_denoisers_and_classifiers(finished_run, tmp_path):
     assert {w["denoiser"] for r, w in jobs if r == "adaptive_attack"} == {"ddpm"}
 
 
+def test_adversarial_certification_of_the_listed_denoisers_only(finished_run, tmp_path):
+    """certify.adversarial_denoisers: the calibrated denoiser is certified on the clean sample
+    only, its certified table and the report without adversarial certificates."""
+    config = yaml.safe_load((finished_run / "config.yaml").read_text())
+    fresh = tmp_path / "fresh"
+    shutil.copytree(finished_run, fresh, ignore=shutil.ignore_patterns("results", "logs", ".snakemake"))
+    certify = {**config["certify"], "adversarial_denoisers": ["ddpm"]}
+    jobs = planned(fresh, *overlay(fresh, "adversarial.yaml", {"certify": certify}))
+    assert {w["denoiser"] for rule, w in jobs if rule == "certify_adversarial"} == {"ddpm"}
+    for rule in ("certify_clean", "certified_table"):
+        assert "ddpm-cal" in {w["denoiser"] for r, w in jobs if r == rule}, rule
+    assert counts(jobs)["report"] == 1
+
+
 def test_editing_only_the_report_template_reruns_only_the_report(finished_run, tmp_path):
     # a copy of the run (mtimes and Snakemake's records kept) and of the dds package, whose
     # template the copy's report then uses, so the repository's own template is never touched

@@ -79,6 +79,9 @@ def check_purification(config: dict) -> None:
         _known(f"{section}.denoisers", config[section]["denoisers"] or [], config["denoisers"], "denoisers")
     for section in ("certify", "iterations", "adaptive"):
         _known(f"{section}.classifiers", config[section]["classifiers"] or [], config["classifiers"], "classifiers")
+    certified = config["certify"]["denoisers"] or list(config["denoisers"])
+    adversarial = config["certify"]["adversarial_denoisers"] or []
+    _known("certify.adversarial_denoisers", adversarial, certified, "certified denoisers (certify.denoisers)")
     spec = config["purification"]
     if not spec["enabled"]:
         return

@@ -73,7 +73,7 @@ report_benchmarks(
     enabled=CERTIFY["enabled"],
     shards=CERTIFY_SHARDS,
     epsilons=CERTIFY_EPSILONS,
-    **section_models("certify"),
+    **CERTIFY_ADVERSARIAL,
 )
 
 

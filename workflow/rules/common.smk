@@ -175,7 +175,8 @@ def certify_rows(wildcards, shard_file):
 
 def get_certified_inputs(wildcards):
     """The certificates of one (classifier, denoiser), clean and adversarial, and the
-    adversarial shards holding the perturbation norms (none without certify epsilons);
+    adversarial shards holding the perturbation norms (none without certify epsilons, or
+    for a denoiser left out of certify.adversarial_denoisers);
     certified_table learns each file's sigma, attack and epsilon from its path."""
     where = dict(
         dataset=DATASET,
@@ -183,7 +184,12 @@ def get_certified_inputs(wildcards):
         denoiser=wildcards.denoiser,
         shard=CERTIFY_SHARDS,
     )
-    attacked = dict(attack=list(config["attacks"]), epsilon=CERTIFY_EPSILONS)
+    epsilons = (
+        CERTIFY_EPSILONS
+        if wildcards.denoiser in CERTIFY_ADVERSARIAL["denoisers"]
+        else []
+    )
+    attacked = dict(attack=list(config["attacks"]), epsilon=epsilons)
     return {
         "clean": expand(layout.CERTIFICATES_CLEAN, sigma=SIGMAS, **where),
         "adversarial": expand(
@@ -249,6 +255,16 @@ def section_models(section):
 
 
 CERTIFY_CLASSIFIERS = section_models("certify")["classifiers"]
+# the denoisers and classifiers whose adversarial sets are certified as well
+CERTIFY_ADVERSARIAL = {
+    **section_models("certify"),
+    "denoisers": [
+        d
+        for d in section_denoisers("certify")
+        if CERTIFY["adversarial_denoisers"] is None
+        or d in CERTIFY["adversarial_denoisers"]
+    ],
+}
 
 
 def all_outputs(
