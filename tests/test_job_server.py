@@ -158,6 +158,20 @@ def test_killing_the_script_kills_its_worker(tmp_path, tmpdir_):
     assert not (workdir / "results" / "digits" / "classifiers" / "r.safetensors").exists()
 
 
+def test_warming_up_starts_the_server_the_next_job_uses(tmp_path, tmpdir_):
+    """`make demo` warms the server up beside Snakemake's start-up; switched off, nothing starts."""
+    warm = [sys.executable, "-c", "from dds.jobs import warm_up; warm_up()"]
+    env = {**os.environ, "TMPDIR": str(tmpdir_), jobs.SWITCH_ENV: "0", job_server.IDLE_ENV: "10"}
+    env.pop("SLURM_JOB_ID", None)
+    subprocess.run(warm, env=env, check=True, timeout=300)
+    assert servers(tmpdir_) == []
+    subprocess.run(warm, env={**env, jobs.SWITCH_ENV: "1"}, check=True, timeout=300)
+    (server,) = servers(tmpdir_)
+    assert run_script(tmp_path, digits_sample(tmp_path), tmpdir_).returncode == 0
+    assert [p.pid for p in servers(tmpdir_)] == [server.pid]  # the job went to that server
+    assert (tmp_path / "logs" / "digits" / "sample" / "manifest.log.usage.json").exists()
+
+
 def test_without_a_server_the_job_runs_in_its_own_process(tmp_path):
     """A TMPDIR the server cannot use (a socket's path is at most 107 bytes): the job says so
     and runs in the script's process."""

@@ -62,6 +62,14 @@ def run_job(module: str, function: str, snakemake) -> None:
     run_named_stage(module, function, snakemake)
 
 
+def warm_up() -> None:
+    """Start the job server now if jobs would use it and none listens: `make demo` runs this
+    beside Snakemake's start-up, so the server's imports overlap the DAG's planning."""
+    if enabled():
+        with contextlib.suppress(OSError):
+            _connect_or_start(socket_path()).close()
+
+
 def enabled() -> bool:
     """Whether jobs go to the job server here (module docstring)."""
     return (
