@@ -61,11 +61,11 @@ slurm-deps:
 
 # the whole suite (what CI runs: .ci/run)
 test: $(VENV)/.installed system-deps
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2
 
 # the unit tests: no Snakemake run end to end (workflow, the SLURM cluster), no browser
 check: $(VENV)/.installed latex-deps
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not workflow and not browser"
+	$(BIN)/python -m pytest -q -n 2 -m "not workflow and not browser"
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff format --check

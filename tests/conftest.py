@@ -2,6 +2,7 @@
 one finished run of it for the workflow tests (one run per test session, shared by the test
 files that read it)."""
 
+import fcntl
 import os
 import re
 import shutil
@@ -20,15 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 # of oversubscribed OpenMP threads when a workflow shares the CPU cores with the tests.
 if "OMP_NUM_THREADS" not in os.environ:
     torch.set_num_threads(1)
-
-
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (`make test` runs two workers with `--dist loadgroup`), a worker takes
-    a test file whole, so its module fixtures are made once, and the tests that read the one
-    finished tiny run all go to one worker, so that run is made once too."""
-    for item in items:
-        shares_run = "finished_run" in getattr(item, "fixturenames", ())
-        item.add_marker(pytest.mark.xdist_group("finished_run" if shares_run else item.path.name))
 
 
 # The outermost session (not an xdist worker, nor a pytest that a test starts: the GPU check's)
@@ -273,12 +265,23 @@ def snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.
 
 
 @pytest.fixture(scope="session")
-def finished_run(tmp_path_factory):
-    """The tiny config run to the end, once per test session; tests that run more jobs in it
-    work on a copy, so every reader sees the same finished run."""
-    workdir = workflow_copy(tmp_path_factory.mktemp("run"), TINY)
-    result = snakemake(workdir)
-    assert result.returncode == 0, result.stderr[-4000:]
+def finished_run():
+    """The tiny config run to the end, once per test session, in the session's folder: the
+    first pytest-xdist worker to ask makes it while the other waits on a lock, then both read
+    it. Tests that run more jobs in it work on a copy, so every reader sees the same run."""
+    workdir = Path(os.environ["DDS_TEST_SESSION"]) / "finished-run"
+    with open(f"{workdir}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        failed = workdir.with_name("finished-run.failed")
+        if failed.exists():
+            pytest.fail(f"the shared tiny run failed in another worker:\n{failed.read_text()}")
+        if not (workdir / ".finished").exists():
+            workflow_copy(workdir, TINY)
+            result = snakemake(workdir)
+            if result.returncode != 0:
+                failed.write_text(result.stderr[-4000:])
+            assert result.returncode == 0, result.stderr[-4000:]
+            (workdir / ".finished").touch()
     return workdir
 
 
