@@ -16,7 +16,7 @@ $(BIN)/activate:
 
 # installs once, and again whenever the pins change. uv installs the same pins as pip, in
 # parallel: 21 s instead of 3 min 15 s for the 6 GB of torch's CUDA build and the rest
-# (docs/benchmarks.md, "Install"); bytecode is compiled on first import, as Python does.
+# (docs/benchmarks.md, "Installing"); bytecode is written on first import (below).
 UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
 $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install --quiet uv==0.13.9

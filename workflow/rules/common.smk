@@ -256,15 +256,13 @@ def section_models(section):
 
 CERTIFY_CLASSIFIERS = section_models("certify")["classifiers"]
 # the denoisers and classifiers whose adversarial sets are certified as well
-CERTIFY_ADVERSARIAL = {
-    **section_models("certify"),
-    "denoisers": [
+CERTIFY_ADVERSARIAL = section_models("certify")
+if CERTIFY["adversarial_denoisers"] is not None:
+    CERTIFY_ADVERSARIAL["denoisers"] = [
         d
-        for d in section_denoisers("certify")
-        if CERTIFY["adversarial_denoisers"] is None
-        or d in CERTIFY["adversarial_denoisers"]
-    ],
-}
+        for d in CERTIFY_ADVERSARIAL["denoisers"]
+        if d in CERTIFY["adversarial_denoisers"]
+    ]
 
 
 def all_outputs(
